@@ -1,0 +1,129 @@
+"""Default configuration: every number in DESIGN.md lives here, once.
+
+Use :func:`get_cfg_defaults` for a fresh copy, and :func:`dmm.config.load_config` to merge a
+yaml file and ``KEY VALUE`` overrides on top of it.
+"""
+
+from yacs.config import CfgNode as CN
+
+_C = CN()
+_C.OUTPUT_DIR = "experiments/dmmnet/default"
+_C.SEED = 0
+_C.DEVICE = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:1", ...
+
+# ----------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------
+_C.DATA = CN()
+_C.DATA.DATASET = "youtubevos"  # "youtubevos" (also the synthetic set) or "davis"
+_C.DATA.ROOT = "datasets/youtubeVOS"
+# Split meta files written by src/tools/make_splits.py (train3k / val200 / test271).
+_C.DATA.SPLIT_DIR = "data/splits/youtubevos"
+_C.DATA.TRAIN_SPLIT = "train"  # train3k
+_C.DATA.EVAL_SPLIT = "trainval"  # val200
+_C.DATA.LMDB = ""  # optional frame cache made by src/tools/make_lmdb.py
+_C.DATA.INPUT_H = 255
+_C.DATA.INPUT_W = 448
+_C.DATA.MEAN = [0.485, 0.456, 0.406]
+_C.DATA.STD = [0.229, 0.224, 0.225]
+_C.DATA.LENGTH_CLIP = 3
+_C.DATA.MAX_OBJECTS = 5
+_C.DATA.RANDOM_FRAME_PROB = 0.5  # online training always draws (probability 1)
+_C.DATA.NUM_WORKERS = 2
+_C.DATA.AUGMENT = True
+_C.DATA.ROTATION = 10.0  # degrees
+_C.DATA.TRANSLATE = 0.1  # fraction of the image size
+_C.DATA.SHEAR = 0.1
+_C.DATA.SCALE = [0.7, 1.4]
+_C.DATA.HFLIP_PROB = 0.5  # one flip decision per clip
+_C.DATA.SKIP_EMPTY_FIRST = True  # clips whose first frame has no object are skipped
+
+# ----------------------------------------------------------------------------------------
+# Proposals
+# ----------------------------------------------------------------------------------------
+_C.PROPOSALS = CN()
+# Per-video proposal stores (one <video>.pth each) for the train and eval splits.
+_C.PROPOSALS.TRAIN_DIR = "experiments/proposals/coco81/inference/youtubevos_train3k_meta/videos_top50"
+_C.PROPOSALS.EVAL_DIR = "experiments/proposals/ytb_train/inference/youtubevos_val200_meta/videos_top50"
+_C.PROPOSALS.MASK_THRESHOLD = 0.4
+_C.PROPOSALS.NMS_IOU = 0.4
+_C.PROPOSALS.TOPK = 50
+
+# ----------------------------------------------------------------------------------------
+# Model
+# ----------------------------------------------------------------------------------------
+_C.MODEL = CN()
+_C.MODEL.BACKBONE = "resnet50"  # resnet18 / resnet34 / resnet50 / resnet101
+# "imagenet": torchvision ImageNet weights from WEIGHTS_DIR or torchvision's cache;
+# "none": random init; any other value: a path to a state-dict file for the backbone.
+_C.MODEL.PRETRAINED = "imagenet"
+_C.MODEL.WEIGHTS_DIR = "experiments/pretrained"
+_C.MODEL.SKIP_CHANNELS = [128, 128, 64, 32]  # levels 5, 4, 3, 2
+_C.MODEL.PROP_MID_CHANNELS = [128, 128, 64, 32]  # levels 5, 4, 3, 2
+_C.MODEL.PROP_CHANNELS = 128
+_C.MODEL.ROI_SIZE = 14
+_C.MODEL.ROI_SAMPLING_RATIO = 2
+_C.MODEL.ROI_ALIGNED = False  # maskrcnn-benchmark's convention
+_C.MODEL.HIDDEN_SIZE = 128
+_C.MODEL.KERNEL_SIZE = 3
+_C.MODEL.DECODER_CHANNELS = [128, 64, 32, 16]  # coarse to fine
+_C.MODEL.IOU_WEIGHT = 0.3  # similarity = (1 - w) * cosine + w * IoU
+_C.MODEL.IOU_MASK_THRESHOLD = 0.5
+
+# ----------------------------------------------------------------------------------------
+# Matching layer
+# ----------------------------------------------------------------------------------------
+_C.MATCHING = CN()
+_C.MATCHING.METHOD = "dykstra"  # "dykstra" (the paper), "hungarian", "sinkhorn"
+_C.MATCHING.LR = 0.1
+_C.MATCHING.TRAIN_MAX_ITER = 40
+_C.MATCHING.TRAIN_PROJ_ITER = 5
+_C.MATCHING.TEST_MAX_ITER = 10
+_C.MATCHING.TEST_PROJ_ITER = 5
+_C.MATCHING.TRAIN_KEEP_THRESHOLD = 0.01  # training keeps entries above this; test keeps row maxima
+_C.MATCHING.SINKHORN_EPSILON = 0.05
+_C.MATCHING.SINKHORN_ITER = 50
+
+# ----------------------------------------------------------------------------------------
+# Losses
+# ----------------------------------------------------------------------------------------
+_C.LOSS = CN()
+_C.LOSS.MATCH_WEIGHT = 1.0
+_C.LOSS.MATCHED_IOU_WEIGHT = 1.0  # 18 in online training
+_C.LOSS.REFINED_IOU_WEIGHT = 1.0
+
+# ----------------------------------------------------------------------------------------
+# Optimisation and schedule
+# ----------------------------------------------------------------------------------------
+_C.SOLVER = CN()
+_C.SOLVER.NECK_LR = 1e-3
+_C.SOLVER.BACKBONE_LR = 1e-4
+_C.SOLVER.DECODER_LR = 1e-3
+_C.SOLVER.WEIGHT_DECAY = 1e-6
+_C.SOLVER.EPOCHS = 15
+_C.SOLVER.BATCH_SIZE = 4  # per process
+_C.SOLVER.MAX_ITERS_PER_EPOCH = -1  # -1: the whole epoch
+_C.SOLVER.MAX_ITERS = -1  # -1: no global cap
+_C.SOLVER.FINETUNE_AFTER = 3  # from this epoch on, feed own predictions half of the time
+_C.SOLVER.OWN_PRED_PROB = 0.5
+_C.SOLVER.GRAD_CLIP = 0.0  # 0: off
+_C.SOLVER.AMP = False  # CUDA only
+_C.SOLVER.CHECKPOINT_PERIOD = 500  # iterations; a checkpoint is also written every epoch
+_C.SOLVER.LOG_PERIOD = 10
+
+# ----------------------------------------------------------------------------------------
+# Validation during training and inference
+# ----------------------------------------------------------------------------------------
+_C.VAL = CN()
+_C.VAL.ENABLED = True
+_C.VAL.NUM_VIDEOS = 20  # bounded J-mean check on the eval split after each epoch
+
+_C.TEST = CN()
+_C.TEST.CHECKPOINT = ""
+_C.TEST.OUTPUT_DIR = ""  # default: <OUTPUT_DIR>/eval/<EVAL_SPLIT>
+_C.TEST.BATCH_VIDEOS = 1  # videos processed in lockstep
+
+
+def get_cfg_defaults() -> CN:
+    """A fresh, mutable copy of the defaults."""
+    return _C.clone()
