@@ -116,7 +116,8 @@ _C.SOLVER.LOG_PERIOD = 10
 # ----------------------------------------------------------------------------------------
 _C.VAL = CN()
 _C.VAL.ENABLED = True
-_C.VAL.NUM_VIDEOS = 20  # bounded J-mean check on the eval split after each epoch
+_C.VAL.NUM_VIDEOS = 20  # bounded J-mean check on the eval split
+_C.VAL.PERIOD = 1  # every this many epochs (and after the last)
 
 _C.TEST = CN()
 _C.TEST.CHECKPOINT = ""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 MaskMode = Literal["roi", "full"]
 
@@ -68,6 +69,49 @@ class Proposals:
             self.masks.to(device),
             self.image_size,
             self.mask_mode,
+        )
+
+    def resize(self, size: tuple[int, int]) -> "Proposals":
+        """The same proposals for the frame resized to ``size = (H, W)``.
+
+        Boxes are scaled by (W / w, H / h). Roi masks are box-relative and stay as they are;
+        full masks are resized bilinearly (``align_corners=False``), probabilities kept.
+        """
+        h, w = self.image_size
+        H, W = int(size[0]), int(size[1])
+        scale = self.boxes.new_tensor([W / w, H / h, W / w, H / h])
+        masks = self.masks
+        if self.mask_mode == "full" and (H, W) != (h, w):
+            if len(self) == 0:
+                masks = masks.new_zeros(0, H, W)
+            else:
+                masks = F.interpolate(masks[:, None].float(), size=(H, W), mode="bilinear",
+                                      align_corners=False)[:, 0].to(self.masks.dtype)
+        return Proposals(self.boxes * scale, self.scores, masks, (H, W), self.mask_mode)
+
+    def topk(self, k: int) -> "Proposals":
+        """The ``k`` best-scored proposals, by decreasing score (all of them when ``k < 0``)."""
+        order = torch.argsort(self.scores, descending=True, stable=True)
+        return self[order if k < 0 else order[:k]]
+
+    @staticmethod
+    def cat(items: "list[Proposals]") -> "Proposals":
+        """Concatenate proposals of one frame (same image size and mask mode)."""
+        if not items:
+            raise ValueError("Proposals.cat needs at least one Proposals")
+        first = items[0]
+        for p in items[1:]:
+            if p.image_size != first.image_size or p.mask_mode != first.mask_mode:
+                raise ValueError(
+                    f"cannot concatenate proposals of {p.image_size}/{p.mask_mode} with "
+                    f"{first.image_size}/{first.mask_mode}"
+                )
+        return Proposals(
+            torch.cat([p.boxes for p in items]),
+            torch.cat([p.scores for p in items]),
+            torch.cat([p.masks for p in items]),
+            first.image_size,
+            first.mask_mode,
         )
 
     @staticmethod

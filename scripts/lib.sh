@@ -1,0 +1,149 @@
+# Shared helpers of the shell entry points. POSIX sh (dash runs it): sourced, never run.
+#
+# A script sets REPO (the repository root) and sources this file:
+#   REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
+#   . "$REPO/scripts/lib.sh"
+# Sourcing changes into $REPO, so relative paths (configs, datasets/, experiments/) are read
+# from the repository root, as the original README's commands expect.
+
+cd "$REPO" || { echo "error: cannot enter the repository root $REPO" >&2; exit 1; }
+
+# dmm_die MESSAGE...: print "error: MESSAGE" to stderr and exit 1.
+dmm_die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# dmm_python: set PY to the project's interpreter (.venv/bin/python, or $DMM_PYTHON when set),
+# creating .venv with scripts/setup_env.sh the first time.
+dmm_python() {
+  if [ -n "${DMM_PYTHON:-}" ]; then
+    PY=$DMM_PYTHON
+    return 0
+  fi
+  if [ ! -x "$REPO/.venv/bin/python" ]; then
+    echo "[setup] $REPO/.venv missing: running scripts/setup_env.sh"
+    bash "$REPO/scripts/setup_env.sh" || dmm_die "scripts/setup_env.sh failed"
+  fi
+  PY=$REPO/.venv/bin/python
+}
+
+# dmm_where PATH: PATH, followed by its absolute form when it is relative.
+dmm_where() {
+  case $1 in
+    /*) printf '%s' "$1" ;;
+    *) printf '%s (%s)' "$1" "$PWD/$1" ;;
+  esac
+}
+
+# dmm_require_dir PATH WHAT HINT: exit with a clear message when folder PATH is missing.
+dmm_require_dir() {
+  [ -d "$1" ] || dmm_die "$2 not found: $(dmm_where "$1")${3:+
+  $3}"
+}
+
+# dmm_require_file PATH WHAT HINT: exit with a clear message when file PATH is missing.
+dmm_require_file() {
+  [ -f "$1" ] || dmm_die "$2 not found: $(dmm_where "$1")${3:+
+  $3}"
+}
+
+# dmm_require_checkpoint PATH WHAT: PATH is a weights file (a released trainer.pt), or a folder
+# holding trainer.pt, or encoder.pt and decoder.pt.
+dmm_require_checkpoint() {
+  [ -f "$1" ] && return 0
+  dmm_require_dir "$1" "$2" "download it (see README.md) or point the variable at the top of $0 at it"
+  if [ ! -f "$1/trainer.pt" ] && { [ ! -f "$1/encoder.pt" ] || [ ! -f "$1/decoder.pt" ]; }; then
+    dmm_die "$2 $1 holds no trainer.pt (nor encoder.pt + decoder.pt): not a checkpoint folder"
+  fi
+}
+
+# dmm_require_exists PATH WHAT: PATH (file or folder) must exist.
+dmm_require_exists() {
+  [ -e "$1" ] || dmm_die "$2 not found: $(dmm_where "$1")"
+}
+
+# dmm_read_config MODE CONFIG [ARGS...]: read, through dmm.config.load_config, the paths the
+# run of `dmm.train` (MODE train) or `dmm.test` (MODE test) with these arguments will use, and
+# set them as shell variables (DMM_DATA_ROOT, DMM_TRAIN_IMAGES, DMM_TRAIN_META,
+# DMM_TRAIN_PROPOSALS, DMM_VAL_ENABLED, DMM_EVAL_SPLIT, DMM_EVAL_IMAGES, DMM_EVAL_META,
+# DMM_EVAL_PROPOSALS, DMM_CHECKPOINT, DMM_INIT, DMM_RESUME, DMM_OUTPUT_DIR, and DMM_RESULTS:
+# the folder dmm.test writes <video>/<frame>.png into). ARGS are the entry point's own:
+# options (--resume/--init/--checkpoint/--split/--out/--videos VALUE) and KEY VALUE overrides,
+# so the checks see exactly what the run will see.
+dmm_read_config() {
+  _dmm_vars=$("$PY" - "$@" <<'EOF'
+import shlex, sys
+from pathlib import Path
+
+from dmm.config import load_config
+from dmm.data.splits import resolve_split
+
+mode, name, *args = sys.argv[1:]
+# Every option of dmm.train / dmm.test takes a value: "--key value" or "--key=value".
+flags = {"--resume": "", "--init": "", "--checkpoint": "", "--split": "", "--out": ""}
+opts, i = [], 0
+while i < len(args):
+    if args[i].startswith("--"):
+        key, eq, value = args[i].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                sys.exit(f"error: option {key} needs a value")
+            value, i = args[i + 1], i + 1
+        flags[key] = value
+    else:
+        opts.append(args[i])
+    i += 1
+try:
+    cfg = load_config(name, opts)
+except Exception as e:
+    sys.exit(f"error: config {name} with overrides {opts}: {e}")
+
+def split_paths(split):
+    try:
+        paths = resolve_split(cfg.DATA.ROOT, split, cfg.DATA.SPLIT_DIR)
+    except Exception as e:
+        sys.exit(f"error: config {name}: {e}")
+    return str(paths.images_dir / "JPEGImages"), str(paths.meta_path)
+
+eval_split = flags["--split"] or cfg.DATA.EVAL_SPLIT
+values = {"DATA_ROOT": cfg.DATA.ROOT, "EVAL_SPLIT": eval_split, "OUTPUT_DIR": cfg.OUTPUT_DIR,
+          "VAL_ENABLED": "1" if cfg.VAL.ENABLED else "0",
+          "TRAIN_PROPOSALS": cfg.PROPOSALS.TRAIN_DIR, "EVAL_PROPOSALS": cfg.PROPOSALS.EVAL_DIR,
+          "CHECKPOINT": flags["--checkpoint"] or cfg.TEST.CHECKPOINT,
+          "INIT": flags["--init"], "RESUME": flags["--resume"],
+          "RESULTS": flags["--out"] or str(Path(cfg.TEST.OUTPUT_DIR
+                                                 or Path(cfg.OUTPUT_DIR) / "eval" / eval_split) / "merged")}
+values["TRAIN_IMAGES"], values["TRAIN_META"] = split_paths(cfg.DATA.TRAIN_SPLIT)
+values["EVAL_IMAGES"], values["EVAL_META"] = split_paths(eval_split)
+for key, value in values.items():
+    print(f"DMM_{key}={shlex.quote(str(value))}")
+EOF
+  ) || exit 1
+  eval "$_dmm_vars"
+}
+
+# dmm_check_split WHICH IMAGES META [HINT]: the dataset root, the split's JPEGImages and its
+# meta file; HINT replaces the default advice on a missing split.
+dmm_check_split() {
+  dmm_require_dir "$DMM_DATA_ROOT" "dataset root (DATA.ROOT)" \
+    "link YouTube-VOS there (cd datasets && ln -s path/to/youtubeVOS youtubeVOS) or set DATA_ROOT"
+  dmm_require_dir "$2" "$1 split images" "${4:-is the dataset complete under $DMM_DATA_ROOT?}"
+  dmm_require_file "$3" "$1 split meta" \
+    "${4:-YouTube-VOS meta.json, or the train3k/val200/test271 files of src/tools/make_splits.py (DATA.SPLIT_DIR)}"
+}
+
+# dmm_check_proposals WHICH DIR: a proposal folder of the config.
+dmm_check_proposals() {
+  dmm_require_dir "$2" "$1 proposals" \
+    "download or extract them (README.md: Prepare proposals) or override PROPOSALS.*_DIR"
+}
+
+# dmm_run CMD...: print the command, then run it (only print it when DRY_RUN=1).
+dmm_run() {
+  echo "+ $*"
+  if [ "${DRY_RUN:-0}" = 1 ]; then
+    return 0
+  fi
+  "$@"
+}

@@ -1,0 +1,87 @@
+"""``python -m dmm.metrics``: score predicted masks against ground truth (DAVIS J and F).
+
+Prints the README's table, and optionally writes a JSON summary, per-video and per-object
+CSV files and a bar chart of J&F per video. With ``--split-meta`` only the videos of that
+meta.json are scored; with ``--seen-categories`` as well, the YouTube-VOS seen/unseen
+summary (J, F per group and G) is printed and added to the JSON under "youtubevos".
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from dmm.io import write_json
+from dmm.metrics.evaluate import EXTRA_ID_MODES, MetricsInputError, score_folders
+from dmm.metrics.report import (
+    format_table,
+    format_youtube_table,
+    load_seen_categories,
+    load_split_meta,
+    plot_video_scores,
+    write_csvs,
+)
+from dmm.metrics.results import summarize, unscored_objects, youtube_summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dmm.metrics", description=__doc__.split("\n")[0])
+    parser.add_argument("--gt-dir", required=True, type=Path, help="ground truth: <video>/<frame>.png")
+    parser.add_argument("--results-dir", required=True, type=Path, help="predictions: <video>/<frame>.png")
+    parser.add_argument("--split-meta", type=Path, help="meta.json: score only its videos; gives categories")
+    parser.add_argument("--seen-categories", type=Path,
+                        help="categories seen in training: a train meta.json, a JSON list or a text file")
+    parser.add_argument("--json", type=Path, help="write the JSON summary here")
+    parser.add_argument("--csv-dir", type=Path, help="write per_video.csv and per_object.csv here")
+    parser.add_argument("--plot", type=Path, help="write a PNG bar chart of J&F per video here")
+    parser.add_argument("--processes", type=int, default=None, help="worker processes (default: all CPUs)")
+    parser.add_argument("--allow-missing", action="store_true", help="score only the videos present in results")
+    parser.add_argument("--extra-ids", choices=EXTRA_ID_MODES, default="error",
+                        help="predicted ids absent from the ground truth: stop (error) or score as false objects")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[dmm.metrics] %(message)s")
+    categories = load_split_meta(args.split_meta) if args.split_meta else None
+    try:
+        videos = score_folders(
+            args.gt_dir,
+            args.results_dir,
+            videos=sorted(categories) if categories is not None else None,
+            processes=args.processes,
+            allow_missing=args.allow_missing,
+            extra_ids=args.extra_ids,
+        )
+    except MetricsInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = summarize(videos)
+    unscored = unscored_objects(videos)
+    if unscored:
+        names = ", ".join(f"{o.video}#{o.object_id}" for o in unscored)
+        print(f"note: {len(unscored)} objects first appear too late to be scored: {names}")
+    n_objects = sum(len(v.objects) for v in videos) - len(unscored)
+    print(f"{len(summary['videos'])} videos, {n_objects} objects scored")
+    print(format_table(summary["global"], args.results_dir.resolve().name))
+    if categories is not None and args.seen_categories is not None:
+        youtube = youtube_summary(videos, categories, load_seen_categories(args.seen_categories))
+        if youtube is None:
+            print(f"note: {args.split_meta} lacks categories for some objects; no seen/unseen summary")
+        else:
+            summary["youtubevos"] = youtube
+            print(format_youtube_table(youtube))
+    if args.json:
+        write_json(args.json, summary)
+    if args.csv_dir:
+        write_csvs(args.csv_dir, videos, summary)
+    if args.plot:
+        plot_video_scores(args.plot, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

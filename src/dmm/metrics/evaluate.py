@@ -1,0 +1,277 @@
+"""Score a folder of predicted masks against a folder of ground-truth masks.
+
+Both folders hold ``<video>/<frame>.png`` palette (or 8-bit grey) PNGs whose pixel value
+is the object id (0 background). The DAVIS semi-supervised protocol decides what is scored:
+
+- The ground-truth frames of a video (sorted by name) are its frames; predictions for other
+  frame names are ignored. The first and the last frame are never scored, so only the
+  predictions of the frames in between are read (and must exist).
+- The objects of a video are the ids found in any of its ground-truth frames. An object
+  first seen in frame k is scored on frames k+1 .. last-1 (its first frame is dropped like
+  the first frame of the video; nothing is scored before it appears).
+- Ground-truth value 255 is DAVIS's "void" label; like the official semi-supervised
+  evaluation, it counts as background.
+- A predicted id that no ground-truth frame of the video has is an error naming it
+  (``extra_ids="error"``), or, with ``extra_ids="score"``, a false object scored on frames
+  1 .. last-1 against an empty ground truth.
+
+Videos are scored in parallel worker processes, one task per video.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Iterable, NamedTuple, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from dmm.metrics.measures import boundary_kernel, frame_scores, label_histogram
+from dmm.metrics.results import ObjectScores, VideoScores, summarize
+
+logger = logging.getLogger(__name__)
+
+VOID_ID = 255
+EXTRA_ID_MODES = ("error", "score")
+_MAX_LISTED = 20
+
+
+class MetricsInputError(ValueError):
+    """Bad or missing input masks; the message names the video, frame or file."""
+
+
+class VideoJob(NamedTuple):
+    gt_dir: Path
+    res_dir: Path
+    video: str
+    frames: tuple[str, ...]
+    extra_ids: str
+
+
+def _listing(items: Sequence[str]) -> str:
+    """Comma-separated items, cut after _MAX_LISTED with a count of the rest."""
+    shown = ", ".join(items[:_MAX_LISTED])
+    rest = len(items) - _MAX_LISTED
+    return f"{shown}, ... and {rest} more" if rest > 0 else shown
+
+
+def read_labels(path: Path) -> np.ndarray:
+    """Object-id image of a palette or 8-bit grey PNG -> uint8 (h, w)."""
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("P", "L"):
+                raise MetricsInputError(
+                    f"{path}: expected a palette or 8-bit grey PNG of object ids, got mode {img.mode}"
+                )
+            labels = np.array(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise MetricsInputError(f"missing mask file {path}") from None
+    except OSError as err:
+        raise MetricsInputError(f"cannot read mask file {path}: {err}") from err
+    return labels
+
+
+def list_frames(video_dir: Path) -> list[str]:
+    """Sorted frame names (file stems) of the PNGs in one video folder."""
+    return sorted(p.stem for p in video_dir.iterdir() if p.suffix == ".png" and p.is_file())
+
+
+def list_videos(root: Path) -> list[str]:
+    """Sorted names of the sub-folders of ``root``."""
+    if not root.is_dir():
+        raise MetricsInputError(f"folder {root} does not exist")
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
+def _select_videos(gt_dir: Path, videos: Iterable[str] | None) -> list[str]:
+    """The videos to score: ``videos`` (each must have a ground-truth folder) or all of gt_dir."""
+    available = list_videos(gt_dir)
+    if videos is None:
+        if not available:
+            raise MetricsInputError(f"no video folders in the ground truth {gt_dir}")
+        return available
+    wanted = sorted(set(videos))
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        raise MetricsInputError(
+            f"ground truth {gt_dir} has no folder for {len(missing)} requested videos: {_listing(missing)}"
+        )
+    if not wanted:
+        raise MetricsInputError("the list of videos to score is empty")
+    return wanted
+
+
+def plan_jobs(
+    gt_dir: Path, res_dir: Path, videos: list[str], allow_missing: bool, extra_ids: str
+) -> list[VideoJob]:
+    """One job per video, after checking that every prediction the scoring reads exists.
+
+    Missing video folders are an error listing them unless ``allow_missing`` (then those
+    videos are skipped with a warning); missing frames are always an error listing them.
+    """
+    if not res_dir.is_dir():
+        raise MetricsInputError(f"results folder {res_dir} does not exist")
+    absent = [v for v in videos if not (res_dir / v).is_dir()]
+    if absent and not allow_missing:
+        raise MetricsInputError(
+            f"results {res_dir} miss {len(absent)} of {len(videos)} videos: {_listing(absent)} "
+            "(allow_missing=True / --allow-missing scores only the videos present)"
+        )
+    if absent:
+        logger.warning("skipping %d videos missing from %s: %s", len(absent), res_dir, _listing(absent))
+    present = [v for v in videos if v not in set(absent)]
+    if not present:
+        raise MetricsInputError(f"results {res_dir} hold none of the {len(videos)} videos to score")
+    jobs: list[VideoJob] = []
+    missing_frames: list[str] = []
+    for video in present:
+        frames = list_frames(gt_dir / video)
+        if not frames:
+            raise MetricsInputError(f"ground-truth video {gt_dir / video} has no PNG frames")
+        predicted = set(list_frames(res_dir / video))
+        missing_frames += [f"{video}/{f}.png" for f in frames[1:-1] if f not in predicted]
+        jobs.append(VideoJob(gt_dir, res_dir, video, tuple(frames), extra_ids))
+    if missing_frames:
+        raise MetricsInputError(
+            f"results {res_dir} miss {len(missing_frames)} scored frames: {_listing(missing_frames)}"
+        )
+    return jobs
+
+
+def _extra_objects(
+    job: VideoJob, gt_ids: set[int], pred_areas: np.ndarray, frame_pixels: int
+) -> list[ObjectScores]:
+    """False objects: predicted ids (pred_areas (n, 256) pixels per id in the n scored frames)
+    absent from the ground truth. Raises MetricsInputError unless ``job.extra_ids == "score"``.
+
+    Against an empty ground truth J is 1 where the id is absent and 0 elsewhere; F likewise,
+    except that a mask covering the whole frame has no boundary and so F = 1.
+    """
+    seen = pred_areas[:, 1:].any(axis=0)
+    extra = [int(i) + 1 for i in np.flatnonzero(seen) if int(i) + 1 not in gt_ids]
+    if not extra:
+        return []
+    scored = job.frames[1:-1]
+    if job.extra_ids != "score":
+        where = ", ".join(
+            f"{i} (first in {job.video}/{scored[int(np.argmax(pred_areas[:, i] > 0))]}.png)" for i in extra
+        )
+        raise MetricsInputError(
+            f"video {job.video}: predicted ids {where} are not objects of the ground truth "
+            f"(objects {sorted(gt_ids)}); extra_ids='score' / --extra-ids score scores them as false objects"
+        )
+    objects = []
+    for i in extra:
+        area = pred_areas[:, i]
+        j = (area == 0).astype(np.float64)
+        f = ((area == 0) | (area == frame_pixels)).astype(np.float64)
+        objects.append(ObjectScores(job.video, i, None, tuple(scored), j, f))
+    return objects
+
+
+def score_video(job: VideoJob) -> VideoScores:
+    """Per-frame J and F of every object of one video (see the module docstring)."""
+    frames = job.frames
+    n = len(frames)
+    first_seen: dict[int, int] = {}
+    j_scores: dict[int, list[float]] = {}
+    f_scores: dict[int, list[float]] = {}
+    pred_areas = np.zeros((max(n - 2, 0), 256), dtype=np.int64)
+    shape: tuple[int, int] | None = None
+    kernel: np.ndarray | None = None
+    for t, frame in enumerate(frames):
+        gt_path = job.gt_dir / job.video / f"{frame}.png"
+        gt = read_labels(gt_path)
+        if shape is None:
+            shape = gt.shape
+            kernel = boundary_kernel(shape)
+        elif gt.shape != shape:
+            raise MetricsInputError(f"{gt_path}: size {gt.shape} differs from the video's first frame {shape}")
+        gt[gt == VOID_ID] = 0
+        active = sorted(first_seen)
+        for obj in np.flatnonzero(label_histogram(gt)[1:]) + 1:
+            first_seen.setdefault(int(obj), t)
+        if not 0 < t < n - 1:
+            continue
+        pred_path = job.res_dir / job.video / f"{frame}.png"
+        pred = read_labels(pred_path)
+        if pred.shape != gt.shape:
+            raise MetricsInputError(
+                f"{pred_path}: prediction size {pred.shape} (h, w) differs from the ground truth {gt.shape}"
+            )
+        pred_areas[t - 1] = label_histogram(pred)
+        if active:
+            j, f = frame_scores(gt, pred, active, kernel)
+            for k, obj in enumerate(active):
+                j_scores.setdefault(obj, []).append(float(j[k]))
+                f_scores.setdefault(obj, []).append(float(f[k]))
+    objects = [
+        ObjectScores(
+            job.video,
+            obj,
+            frames[start],
+            tuple(frames[start + 1 : n - 1]),
+            np.asarray(j_scores.get(obj, []), dtype=np.float64),
+            np.asarray(f_scores.get(obj, []), dtype=np.float64),
+        )
+        for obj, start in sorted(first_seen.items())
+    ]
+    frame_pixels = shape[0] * shape[1] if shape is not None else 0
+    objects += _extra_objects(job, set(first_seen), pred_areas, frame_pixels)
+    return VideoScores(job.video, tuple(objects))
+
+
+def _init_worker() -> None:
+    """One OpenCV thread per worker process: the workers already fill the CPUs."""
+    cv2.setNumThreads(1)
+
+
+def _default_processes() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def score_folders(
+    gt_dir: str | os.PathLike,
+    res_dir: str | os.PathLike,
+    videos: Iterable[str] | None = None,
+    processes: int | None = None,
+    allow_missing: bool = False,
+    extra_ids: str = "error",
+) -> list[VideoScores]:
+    """Per-frame scores of every object of every video, sorted by video name.
+
+    ``videos``: names to score (default: every folder of ``gt_dir``). ``processes``: worker
+    processes (default: the CPUs available; 1 scores in this process).
+    """
+    if extra_ids not in EXTRA_ID_MODES:
+        raise ValueError(f"extra_ids must be one of {EXTRA_ID_MODES}, got {extra_ids!r}")
+    gt_dir, res_dir = Path(gt_dir), Path(res_dir)
+    jobs = plan_jobs(gt_dir, res_dir, _select_videos(gt_dir, videos), allow_missing, extra_ids)
+    if processes is not None and processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
+    workers = min(processes or _default_processes(), len(jobs))
+    if workers == 1:
+        return [score_video(job) for job in jobs]
+    # Longest videos first keeps the workers evenly loaded.
+    ordered = sorted(jobs, key=lambda job: -len(job.frames))
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        done = {result.video: result for result in pool.map(score_video, ordered, chunksize=1)}
+    return [done[job.video] for job in jobs]
+
+
+def evaluate_folders(
+    gt_dir: str | os.PathLike,
+    res_dir: str | os.PathLike,
+    videos: Iterable[str] | None = None,
+    processes: int | None = None,
+    allow_missing: bool = False,
+    extra_ids: str = "error",
+) -> dict:
+    """DAVIS summary ``{"global": {...}, "videos": {video: {...}}}`` with the keys
+    J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, JF_mean (see ``score_folders``)."""
+    return summarize(score_folders(gt_dir, res_dir, videos, processes, allow_missing, extra_ids))

@@ -1,0 +1,200 @@
+"""The pre-matching pipeline: paste roi masks into the input frame, tighten boxes, NMS, top-k.
+
+``prepare_for_matching`` = ``paste_masks`` + ``filter_for_matching``: the masks are pasted into
+the network input frame (bilinear, 1-pixel zero padding, probabilities kept), each box becomes
+the tight box of its pasted mask > threshold, proposals whose pasted mask is empty are dropped,
+NMS runs on the tight boxes and the ``topk`` best by score are kept.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.ops import batched_nms
+
+from dmm.proposals.structures import Proposals
+
+
+def _expand_boxes(boxes: torch.Tensor, scale: float) -> torch.Tensor:
+    """Scale (N, 4) xyxy boxes about their centres by ``scale``."""
+    half_w = (boxes[:, 2] - boxes[:, 0]) * 0.5 * scale
+    half_h = (boxes[:, 3] - boxes[:, 1]) * 0.5 * scale
+    cx = (boxes[:, 2] + boxes[:, 0]) * 0.5
+    cy = (boxes[:, 3] + boxes[:, 1]) * 0.5
+    return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=1)
+
+
+def _interpolation_matrix(start: torch.Tensor, end: torch.Tensor, out_size: int,
+                          in_size: int) -> torch.Tensor:
+    """Bilinear resize of ``in_size`` cells onto the integer span [start, end] of an axis.
+
+    Reproduces ``F.interpolate(mode="bilinear", align_corners=False)`` from ``in_size`` to
+    ``length = max(end - start + 1, 1)`` cells, placed at ``start`` on an axis of
+    ``out_size`` pixels and clipped to it; pixels outside [start, end] get zero weight.
+
+    Args:
+        start, end: (N,) int64 first and last covered pixel.
+    Returns:
+        (N, out_size, in_size) float32 weights.
+    """
+    n = start.shape[0]
+    device = start.device
+    length = (end - start + 1).clamp(min=1)
+    pos = torch.arange(out_size, device=device)[None, :] - start[:, None]  # (N, out)
+    scale = in_size / length.to(torch.float32)
+    src = ((pos.to(torch.float32) + 0.5) * scale[:, None] - 0.5).clamp(min=0)
+    i0 = src.floor().to(torch.int64).clamp(max=in_size - 1)
+    frac = src - i0.to(torch.float32)
+    i1 = (i0 + 1).clamp(max=in_size - 1)
+    inside = ((pos >= 0) & (pos <= (end - start)[:, None])).to(torch.float32)
+    weights = torch.zeros(n, out_size, in_size, device=device)
+    weights.scatter_add_(2, i0[..., None], ((1 - frac) * inside)[..., None])
+    weights.scatter_add_(2, i1[..., None], (frac * inside)[..., None])
+    return weights
+
+
+def paste_roi_masks(masks: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int],
+                    padding: int = 1) -> torch.Tensor:
+    """Paste box-relative masks into an (H, W) frame, keeping probabilities.
+
+    Each (R, R) mask is padded with ``padding`` pixels of zeros, its box is scaled about its
+    centre by (R + 2 padding) / R and truncated to integers, the padded mask is resized
+    bilinearly to the integer box size (x1 - x0 + 1, y1 - y0 + 1) and placed there, clipped
+    to the frame. Bilinear resizing is separable, so each paste is ``Wy @ mask @ Wx^T``
+    with exact ``F.interpolate`` weights, batched over all masks.
+
+    Args:
+        masks: (N, R, R) probabilities.
+        boxes: (N, 4) xyxy in pixels of the (H, W) frame.
+        size: (H, W).
+    Returns:
+        (N, H, W) float32 probabilities.
+    """
+    H, W = int(size[0]), int(size[1])
+    n, r = masks.shape[0], masks.shape[-1]
+    if n == 0:
+        return masks.new_zeros(0, H, W, dtype=torch.float32)
+    padded = torch.nn.functional.pad(masks.to(torch.float32), (padding,) * 4)
+    cells = r + 2 * padding
+    ibox = torch.trunc(_expand_boxes(boxes.to(torch.float32), cells / r)).to(torch.int64)
+    wy = _interpolation_matrix(ibox[:, 1], ibox[:, 3], H, cells)  # (N, H, cells)
+    wx = _interpolation_matrix(ibox[:, 0], ibox[:, 2], W, cells)  # (N, W, cells)
+    return torch.bmm(torch.bmm(wy, padded), wx.transpose(1, 2))
+
+
+def paste_masks(proposals: Proposals, size: tuple[int, int]) -> Proposals:
+    """Proposals in full mode at ``size = (H, W)``: boxes scaled, masks pasted or resized."""
+    resized = proposals.resize(size)
+    if proposals.mask_mode == "full":
+        return resized
+    masks = paste_roi_masks(resized.masks, resized.boxes, resized.image_size)
+    return Proposals(resized.boxes, resized.scores, masks, resized.image_size, "full")
+
+
+def tight_boxes(masks: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Tight xyxy boxes of ``masks > threshold``, max coordinates inclusive.
+
+    Args:
+        masks: (N, H, W).
+    Returns:
+        (N, 4) float32 [x_min, y_min, x_max, y_max] (the first and last pixel columns and rows,
+        as ``torchvision.ops.masks_to_boxes``); all zeros for an empty mask.
+    """
+    n, H, W = masks.shape
+    binary = masks > threshold
+    rows = binary.any(dim=2)  # (N, H)
+    cols = binary.any(dim=1)  # (N, W)
+    nonempty = rows.any(dim=1)
+    y0 = rows.to(torch.uint8).argmax(dim=1)
+    y1 = H - 1 - rows.flip(1).to(torch.uint8).argmax(dim=1)
+    x0 = cols.to(torch.uint8).argmax(dim=1)
+    x1 = W - 1 - cols.flip(1).to(torch.uint8).argmax(dim=1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).to(torch.float32)
+    return boxes * nonempty[:, None]
+
+
+def _nms_boxes(boxes: torch.Tensor) -> torch.Tensor:
+    """Inclusive pixel boxes as half-open ones, so IoU counts pixels (a 1-pixel box has area 1)."""
+    return boxes + boxes.new_tensor([0.0, 0.0, 1.0, 1.0])
+
+
+def filter_masks_batched(masks: torch.Tensor, scores: torch.Tensor, frame_ids: torch.Tensor,
+                         num_frames: int, threshold: float = 0.4, nms_iou: float = 0.4,
+                         topk: int = 50) -> list[torch.Tensor]:
+    """Indices kept per frame by the tight-box / NMS / top-k filter, for masks of many frames.
+
+    Args:
+        masks: (N, H, W) probabilities of all frames' proposals.
+        scores: (N,).
+        frame_ids: (N,) int64 frame of each proposal, in [0, num_frames).
+    Returns:
+        ``num_frames`` int64 tensors of indices into the N proposals, by decreasing score.
+    """
+    boxes = tight_boxes(masks, threshold)
+    nonempty = (masks > threshold).flatten(1).any(dim=1)
+    candidates = torch.nonzero(nonempty).flatten()
+    keep = candidates[batched_nms(_nms_boxes(boxes[candidates]), scores[candidates].float(),
+                                  frame_ids[candidates], nms_iou)]
+    kept_frames = frame_ids[keep]
+    out = []
+    for f in range(num_frames):
+        mine = keep[kept_frames == f]
+        out.append(mine if topk < 0 else mine[:topk])
+    return out
+
+
+def filter_for_matching(masks: torch.Tensor, scores: torch.Tensor, threshold: float = 0.4,
+                        nms_iou: float = 0.4, topk: int = 50) -> Proposals:
+    """One frame's full-size masks filtered for matching.
+
+    Proposals whose mask has nothing > ``threshold`` are dropped; the rest get the tight box
+    of mask > ``threshold``; NMS at ``nms_iou`` runs on those boxes (pixel-count IoU); the
+    ``topk`` best by score are kept, by decreasing score.
+
+    Args:
+        masks: (N, H, W) probabilities.
+        scores: (N,).
+    Returns:
+        full-mode Proposals at (H, W) with the tight boxes.
+    """
+    n, H, W = masks.shape
+    frame_ids = torch.zeros(n, dtype=torch.int64, device=masks.device)
+    keep = filter_masks_batched(masks, scores, frame_ids, 1, threshold, nms_iou, topk)[0]
+    return Proposals(tight_boxes(masks[keep], threshold), scores[keep], masks[keep], (H, W),
+                     "full")
+
+
+def prepare_batch_for_matching(proposals: list[Proposals], size: tuple[int, int],
+                               threshold: float = 0.4, nms_iou: float = 0.4,
+                               topk: int = 50) -> list[Proposals]:
+    """``prepare_for_matching`` over the frames of a batch, pasting and NMS in one go.
+
+    Each frame keeps its own proposals (a frame with none stays empty).
+    """
+    H, W = int(size[0]), int(size[1])
+    if not proposals:
+        return []
+    device = proposals[0].device
+    full = [p.resize((H, W)) for p in proposals]
+    roi = [i for i, p in enumerate(full) if p.mask_mode == "roi"]
+    masks_per_frame: list[torch.Tensor] = [p.masks.to(torch.float32) for p in full]
+    if roi:
+        pasted = paste_roi_masks(torch.cat([full[i].masks for i in roi]),
+                                 torch.cat([full[i].boxes for i in roi]), (H, W))
+        for i, m in zip(roi, pasted.split([len(full[i]) for i in roi])):
+            masks_per_frame[i] = m
+    counts = [len(p) for p in full]
+    masks = torch.cat(masks_per_frame) if sum(counts) else torch.zeros(0, H, W, device=device)
+    scores = torch.cat([p.scores for p in full]).to(torch.float32)
+    frame_ids = torch.repeat_interleave(torch.arange(len(full), device=device),
+                                        torch.tensor(counts, device=device))
+    keeps = filter_masks_batched(masks, scores, frame_ids, len(full), threshold, nms_iou, topk)
+    return [
+        Proposals(tight_boxes(masks[k], threshold), scores[k], masks[k], (H, W), "full")
+        for k in keeps
+    ]
+
+
+def prepare_for_matching(proposals: Proposals, size: tuple[int, int], threshold: float = 0.4,
+                         nms_iou: float = 0.4, topk: int = 50) -> Proposals:
+    """Paste into the (H, W) input frame, then :func:`filter_for_matching`."""
+    return prepare_batch_for_matching([proposals], size, threshold, nms_iou, topk)[0]

@@ -1,0 +1,152 @@
+"""Proposal files: one per video, versioned, loadable with ``torch.load(weights_only=True)``.
+
+A per-video file ``<dir>/<video>.pth`` holds::
+
+    {"format": "dmm-proposals", "version": 1, "video": str,
+     "frames": {frame: {"image_size": [h, w], "boxes": (N, 4) float xyxy,
+                        "scores": (N,), "masks": (N, 28, 28) or (N, h, w), "mask_mode": str}}}
+
+A split-wide file (this project's counterpart of maskrcnn-benchmark's ``predictions.pth``:
+one entry per frame of a split, in frame-index order) holds::
+
+    {"format": "dmm-proposals-split", "version": 1, "frames": [<frame dict as above>, ...]}
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from dmm.io import save_torch
+from dmm.proposals.structures import Proposals
+
+FORMAT = "dmm-proposals"
+SPLIT_FORMAT = "dmm-proposals-split"
+VERSION = 1
+
+
+def proposals_to_dict(p: Proposals, mask_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """A frame's proposals as plain tensors, numbers and strings (on the CPU)."""
+    masks = p.masks.detach().cpu()
+    return {
+        "image_size": [int(p.image_size[0]), int(p.image_size[1])],
+        "boxes": p.boxes.detach().cpu().to(torch.float32).contiguous(),
+        "scores": p.scores.detach().cpu().to(torch.float32).contiguous(),
+        "masks": (masks.to(mask_dtype) if mask_dtype is not None else masks).contiguous(),
+        "mask_mode": p.mask_mode,
+    }
+
+
+def proposals_from_dict(d: dict[str, Any], where: str) -> Proposals:
+    """Inverse of :func:`proposals_to_dict`; masks come back as float32."""
+    try:
+        return Proposals(d["boxes"], d["scores"], d["masks"].to(torch.float32),
+                         tuple(d["image_size"]), d["mask_mode"])
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"bad proposals for {where}: {e}") from e
+
+
+def write_video_proposals(path: str | os.PathLike, frames: dict[str, Proposals],
+                          video: str | None = None, mask_dtype: torch.dtype | None = None
+                          ) -> None:
+    """Write one video's proposals atomically to ``path`` (the video name defaults to its stem)."""
+    path = Path(path)
+    video = path.stem if video is None else video
+    obj = {
+        "format": FORMAT,
+        "version": VERSION,
+        "video": video,
+        "frames": {str(f): proposals_to_dict(p, mask_dtype) for f, p in sorted(frames.items())},
+    }
+    save_torch(obj, path)
+
+
+def _check_header(obj: Any, fmt: str, path: Path) -> None:
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise ValueError(f"{path} is not a {fmt!r} file")
+    if obj.get("version") != VERSION:
+        raise ValueError(f"{path}: unsupported {fmt} version {obj.get('version')!r} "
+                         f"(this code reads version {VERSION})")
+
+
+def read_video_proposals(path: str | os.PathLike) -> dict[str, Proposals]:
+    """``{frame: Proposals}`` of one per-video file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"proposal file {path} does not exist")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    _check_header(obj, FORMAT, path)
+    video = obj.get("video", path.stem)
+    return {f: proposals_from_dict(d, f"video {video!r} frame {f!r} in {path}")
+            for f, d in obj["frames"].items()}
+
+
+def write_split_proposals(path: str | os.PathLike, frames: Iterable[Proposals]) -> None:
+    """Write a split-wide list of per-frame proposals (frame-index order) atomically."""
+    obj = {"format": SPLIT_FORMAT, "version": VERSION,
+           "frames": [proposals_to_dict(p) for p in frames]}
+    save_torch(obj, path)
+
+
+def split_proposals_from_object(obj: Any, path: Path) -> list[Proposals]:
+    """The per-frame list of an already loaded split-wide file."""
+    _check_header(obj, SPLIT_FORMAT, path)
+    return [proposals_from_dict(d, f"entry {i} of {path}") for i, d in enumerate(obj["frames"])]
+
+
+class ProposalStore:
+    """Serves per-frame proposals from a folder of per-video files.
+
+    Per-video files are kept in a small LRU cache, so reading the frames of one video in turn
+    loads its file once.
+
+    Args:
+        root: folder holding ``<video>.pth`` files.
+        cache_size: how many videos to keep loaded.
+    """
+
+    def __init__(self, root: str | os.PathLike, cache_size: int = 4) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"proposal folder {self.root} does not exist")
+        self.cache_size = max(int(cache_size), 1)
+        self._cache: OrderedDict[str, dict[str, Proposals]] = OrderedDict()
+
+    def path(self, video: str) -> Path:
+        return self.root / f"{video}.pth"
+
+    @property
+    def videos(self) -> list[str]:
+        """Videos with a file in the folder, sorted."""
+        return sorted(p.stem for p in self.root.glob("*.pth"))
+
+    def __contains__(self, video: str) -> bool:
+        return self.path(video).is_file()
+
+    def video(self, video: str) -> dict[str, Proposals]:
+        """``{frame: Proposals}`` of ``video`` (cached)."""
+        if video in self._cache:
+            self._cache.move_to_end(video)
+            return self._cache[video]
+        path = self.path(video)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no proposals for video {video!r}: {path} does not exist")
+        frames = read_video_proposals(path)
+        self._cache[video] = frames
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return frames
+
+    def get(self, video: str, frame: str) -> Proposals:
+        """The proposals of ``frame`` of ``video``."""
+        frames = self.video(video)
+        try:
+            return frames[frame]
+        except KeyError:
+            raise KeyError(f"no proposals for frame {frame!r} of video {video!r} in "
+                           f"{self.path(video)}") from None

@@ -1,0 +1,48 @@
+"""Train DMM-Net: ``python -m dmm.train --config train [--resume DIR] [--init CKPT] [KEY VALUE ...]``.
+
+Multi-GPU: ``torchrun --nproc_per_node=4 -m dmm.train --config train``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .config import load_config
+from .engine.distributed import cleanup, init_distributed
+from .engine.trainer import Trainer, TrainingError
+from .engine.validation import make_validator
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m dmm.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="train", help="a yaml file, or a package config name (train, online, synthetic)")
+    p.add_argument("--resume", default=None, help="a run folder or checkpoint folder to continue from")
+    p.add_argument("--init", default=None, help="initial weights (checkpoint folder or released trainer.pt)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    cfg = load_config(args.config, args.opts)
+    info = init_distributed(cfg.DEVICE)
+    try:
+        trainer = Trainer(cfg, info, resume=args.resume, init=args.init)
+        validate = make_validator(cfg, info.device) if info.is_main else None
+        last = trainer.train(validate)
+        if info.is_main:
+            print(f"training done; last checkpoint: {last}")
+        return 0
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        cleanup(info)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The training / evaluation shell entry points, run with ``sh`` (dash here) as the README does.
+
+Every run sets DRY_RUN=1, so nothing trains even if a check were missing: the scripts print
+the command (``+ ...``) instead of running it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SH = shutil.which("sh") or "/bin/sh"
+SCRIPTS = [
+    "scripts/train/train_load_prop.sh",
+    "scripts/train/train_online.sh",
+    "scripts/eval/eval_r50.sh",
+    "scripts/eval/eval_testdev.sh",
+]
+
+
+def run(script: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``sh <repo>/<script> ARGS`` from ``cwd`` with extra environment ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("NGPUS", "DATA_ROOT", "MODEL")}
+    full_env.update(DRY_RUN="1", **env)
+    return subprocess.run(
+        [SH, str(REPO / script), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        timeout=60,
+    )
+
+
+def make_split(folder: Path, meta: Path | None = None) -> None:
+    """A split folder with one video and its meta file (``folder/meta.json`` by default)."""
+    (folder / "JPEGImages" / "v1").mkdir(parents=True, exist_ok=True)
+    meta = meta or folder / "meta.json"
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"videos": {"v1": {"objects": {}}}}))
+
+
+def make_checkpoint(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "trainer.pt").write_bytes(b"")
+    return folder
+
+
+def assert_failed(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, (needle, proc.stderr)
+    assert "+ " not in proc.stdout  # no command was started
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_missing_dataset_root_is_named(script: str, tmp_path: Path):
+    missing = tmp_path / "no_dataset"
+    proc = run(script, tmp_path, DATA_ROOT=str(missing))
+    assert_failed(proc, f"dataset root (DATA.ROOT) not found: {missing}")
+
+
+def test_bad_override_is_reported(tmp_path: Path):
+    proc = run(SCRIPTS[0], tmp_path, "SOLVER.NO_SUCH_KEY", "1")
+    assert_failed(proc, "SOLVER.NO_SUCH_KEY")
+
+
+@pytest.fixture()
+def train_data(tmp_path: Path) -> dict[str, Path]:
+    """Dataset root with train/ and the train3k / val200 split files, plus proposal dirs."""
+    root, splits = tmp_path / "ytb", tmp_path / "splits"
+    make_split(root / "train", splits / "train3k_meta.json")
+    make_split(root / "train", splits / "val200_meta.json")
+    props = {"train": tmp_path / "props_train", "eval": tmp_path / "props_eval"}
+    for p in props.values():
+        p.mkdir()
+    return {"root": root, "splits": splits, **{f"props_{k}": v for k, v in props.items()}}
+
+
+def _train_env(d: dict[str, Path]) -> dict[str, str]:
+    return {
+        "DATA_ROOT": str(d["root"]),
+        "TRAIN_PROPOSALS": str(d["props_train"]),
+        "EVAL_PROPOSALS": str(d["props_eval"]),
+    }
+
+
+def test_train_checks_split_meta_and_proposals(train_data, tmp_path: Path):
+    d = train_data
+    split_args = ("DATA.SPLIT_DIR", str(d["splits"]))
+    (d["splits"] / "val200_meta.json").unlink()
+    proc = run(SCRIPTS[0], tmp_path, *split_args, **_train_env(d))
+    assert_failed(proc, "validation (trainval) split meta not found", str(d["splits"] / "val200_meta.json"))
+    make_split(d["root"] / "train", d["splits"] / "val200_meta.json")
+
+    shutil.rmtree(d["props_train"])
+    proc = run(SCRIPTS[0], tmp_path, *split_args, **_train_env(d))
+    assert_failed(proc, f"train proposals not found: {d['props_train']}")
+    # with validation off, the eval proposals are not needed; the train ones still are
+    d["props_train"].mkdir()
+    shutil.rmtree(d["props_eval"])
+    proc = run(SCRIPTS[0], tmp_path, *split_args, "VAL.ENABLED", "False", **_train_env(d))
+    assert proc.returncode == 0, proc.stderr
+
+    proc = run(SCRIPTS[0], tmp_path, *split_args, "--resume", str(tmp_path / "no_ckpt"),
+               "VAL.ENABLED", "False", **_train_env(d))
+    assert_failed(proc, f"run or checkpoint to resume (--resume) not found: {tmp_path / 'no_ckpt'}")
+
+
+def test_train_commands(train_data, tmp_path: Path):
+    d = train_data
+    args = ("DATA.SPLIT_DIR", str(d["splits"]), "SOLVER.EPOCHS", "1")
+    one = run(SCRIPTS[0], tmp_path, *args, **_train_env(d))
+    assert one.returncode == 0, one.stderr
+    line = [l for l in one.stdout.splitlines() if l.startswith("+ ")]
+    assert len(line) == 1
+    # the caller's arguments first, then the variables' overrides (options never follow them)
+    assert line[0] == (
+        f"+ {REPO}/.venv/bin/python -m dmm.train --config train DATA.SPLIT_DIR {d['splits']} "
+        f"SOLVER.EPOCHS 1 DATA.ROOT {d['root']} PROPOSALS.TRAIN_DIR {d['props_train']} "
+        f"PROPOSALS.EVAL_DIR {d['props_eval']}"
+    )
+    four = run(SCRIPTS[0], tmp_path, *args, NGPUS="4", **_train_env(d))
+    assert four.returncode == 0, four.stderr
+    assert "/torchrun --nproc_per_node=4 -m dmm.train --config train DATA.SPLIT_DIR" in four.stdout
+    bad = run(SCRIPTS[0], tmp_path, *args, NGPUS="two", **_train_env(d))
+    assert_failed(bad, "NGPUS must be a positive integer")
+
+
+def test_online_checks_data_and_init(tmp_path: Path):
+    root = tmp_path / "ytb"
+    (root / "train_testdev_ot").mkdir(parents=True)
+    props = tmp_path / "props"
+    env = {"DATA_ROOT": str(root), "TRAIN_PROPOSALS": str(props), "INIT_CKPT": str(tmp_path / "init")}
+    proc = run(SCRIPTS[1], tmp_path, **env)
+    assert_failed(proc, f"online-training split images not found: {root / 'train_testdev_ot/JPEGImages'}",
+                  "make_train_online_dataset.py")
+    make_split(root / "train_testdev_ot")
+    assert_failed(run(SCRIPTS[1], tmp_path, **env), f"online-training proposals not found: {props}")
+    props.mkdir()
+    assert_failed(run(SCRIPTS[1], tmp_path, **env), f"initial checkpoint (INIT_CKPT / --init) not found: {tmp_path / 'init'}")
+    (tmp_path / "init").mkdir()
+    assert_failed(run(SCRIPTS[1], tmp_path, **env), "holds no trainer.pt")
+    (tmp_path / "init/trainer.pt").write_bytes(b"")
+    proc = run(SCRIPTS[1], tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"-m dmm.train --config online --init {tmp_path / 'init'} DATA.ROOT {root}" in proc.stdout
+    # a released trainer.pt file is a valid --init too
+    proc = run(SCRIPTS[1], tmp_path, **{**env, "INIT_CKPT": str(tmp_path / "init/trainer.pt")})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_eval_r50_checks_every_checkpoint_first(tmp_path: Path):
+    root, splits = tmp_path / "ytb", tmp_path / "splits"
+    make_split(root / "train", splits / "val200_meta.json")
+    props = tmp_path / "props"
+    props.mkdir()
+    match = make_checkpoint(tmp_path / "m/epo13_iter01640")
+    env = {"DATA_ROOT": str(root), "EVAL_PROPOSALS": str(props), "CKPT_MATCHLOSS": str(match),
+           "CKPT_NOMATCH": str(tmp_path / "n/epo08_iter01640"), "OUT_ROOT": str(tmp_path / "out")}
+    args = ("DATA.SPLIT_DIR", str(splits))
+    proc = run(SCRIPTS[2], tmp_path, *args, **env)
+    assert_failed(proc, f"checkpoint of ytb_255_50 not found: {tmp_path / 'n/epo08_iter01640'}")
+
+    proc = run(SCRIPTS[2], tmp_path, *args, MODEL="ytb_255_50_matchloss_epo13", **env)
+    assert proc.returncode == 0, proc.stderr
+    cmds = [l for l in proc.stdout.splitlines() if l.startswith("+ ")]
+    assert len(cmds) == 1
+    out = tmp_path / "out/ytb_255_50_matchloss_epo13/eval/trainval/merged"
+    assert cmds[0].endswith(
+        f"-m dmm.test --config eval --checkpoint {match} --out {out} --split trainval "
+        f"DATA.SPLIT_DIR {splits} DATA.ROOT {root} PROPOSALS.EVAL_DIR {props}"
+    )
+    assert f"sh scripts/metric/full_eval.sh {out}\n" in proc.stdout
+
+    make_checkpoint(tmp_path / "n/epo08_iter01640")
+    proc = run(SCRIPTS[2], tmp_path, *args, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert len([l for l in proc.stdout.splitlines() if l.startswith("+ ")]) == 2
+    assert f"full_eval.sh {tmp_path / 'out/ytb_255_50/eval/trainval/merged'}\n" in proc.stdout
+    assert_failed(run(SCRIPTS[2], tmp_path, *args, MODEL="r101", **env), "MODEL must be")
+
+
+def test_eval_testdev(tmp_path: Path):
+    root = tmp_path / "ytb"
+    make_split(root / "valid")
+    props = tmp_path / "props"
+    env = {"DATA_ROOT": str(root), "EVAL_PROPOSALS": str(props), "CHECKPOINT": str(tmp_path / "ckpt"),
+           "OUT": str(tmp_path / "res")}
+    assert_failed(run(SCRIPTS[3], tmp_path, **env), f"evaluation (valid) proposals not found: {props}")
+    props.mkdir()
+    assert_failed(run(SCRIPTS[3], tmp_path, **env), f"checkpoint (TEST.CHECKPOINT / CHECKPOINT) not found: {tmp_path / 'ckpt'}")
+    make_checkpoint(tmp_path / "ckpt")
+    proc = run(SCRIPTS[3], tmp_path, "--videos", "2", **env)
+    assert proc.returncode == 0, proc.stderr
+    assert (f"-m dmm.test --config eval_testdev --split valid --out {tmp_path / 'res/merged'} "
+            f"--checkpoint {tmp_path / 'ckpt'} --videos 2 DATA.ROOT {root}") in proc.stdout
+    assert f"sh scripts/submit.sh {tmp_path / 'res/merged'}\n" in proc.stdout
