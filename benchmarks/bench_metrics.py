@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,7 +21,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from skimage.morphology import disk
 
 from dmm.metrics import evaluate_folders
 from dmm.metrics.measures import boundary_map, dilation_radius, f_measure
@@ -93,6 +93,8 @@ def machine_speedup(processes: int, tasks: int = 8, n: int = 2_000_000) -> float
 
 def full_frame_f(gt: np.ndarray, pred: np.ndarray) -> float:
     """The official way: boundaries and dilation over the whole frame (baseline)."""
+    from skimage.morphology import disk  # here, so that spawned workers do not import it
+
     kernel = disk(dilation_radius(gt.shape)).astype(np.uint8)
     gb, pb = boundary_map(gt), boundary_map(pred)
     gd = cv2.dilate(gb.astype(np.uint8), kernel).astype(bool)
@@ -102,6 +104,12 @@ def full_frame_f(gt: np.ndarray, pred: np.ndarray) -> float:
         return float(n_g == n_p)
     p, r = (pb & gd).sum() / n_p, (gb & pd).sum() / n_g
     return 0.0 if p + r == 0 else float(2 * p * r / (p + r))
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -132,9 +140,12 @@ def main() -> None:
         print(f"generated {args.videos} videos x {args.frames} frames at {shape[0]}x{shape[1]}, "
               f"{args.objects} objects, in {time.perf_counter() - t0:.1f}s")
 
+        cpu0 = cpu_seconds()
         serial_t, serial = timed(lambda: evaluate_folders(root / "gt", root / "res", processes=1), args.repeats)
+        cpu1 = cpu_seconds()
         par_t, par = timed(lambda: evaluate_folders(root / "gt", root / "res", processes=args.processes),
                            args.repeats)
+        cpu2 = cpu_seconds()
         assert serial == par, "parallel and serial scores differ"
         ideal = machine_speedup(args.processes)
         print(f"folder scoring, 1 process:       {serial_t:7.2f}s  (J&F {serial['global']['JF_mean']:.4f})")
@@ -142,6 +153,11 @@ def main() -> None:
               f"speed-up x{serial_t / par_t:.2f} on {os.cpu_count()} CPUs")
         print(f"pure CPU work, {args.processes} processes vs 1 right now: x{ideal:.2f} "
               f"(load average {os.getloadavg()[0]:.1f}; below x{args.processes} the machine is shared)")
+        print(f"folder scoring speed-up / pure CPU speed-up: {serial_t / par_t / ideal:.2f} "
+              "(1.0 = all the parallelism the machine gives now)")
+        cpu_ratio = (cpu2 - cpu1) / (cpu1 - cpu0)
+        print(f"CPU seconds, {args.processes} processes vs 1: x{cpu_ratio:.2f} (work added by the "
+              f"parallel run, inflated when other jobs share the cores; idle bound x{args.processes / cpu_ratio:.2f})")
 
         rng = np.random.default_rng(1)
         pairs = [(f == 1, damaged(rng, f) == 1) for f in make_frames(rng, 20, shape, args.objects)]

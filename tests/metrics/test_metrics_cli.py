@@ -122,7 +122,7 @@ def test_full_eval_script(dataset: Path, tmp_path: Path):
     env = dict(os.environ, GT_DIR=str(dataset / "gt"), SPLIT_META=str(dataset / "meta.json"),
                OUT_DIR=str(tmp_path / "metrics"), PYTHON=sys.executable)
     script = str(REPO / "scripts" / "metric" / "full_eval.sh")
-    done = subprocess.run(["sh", script, str(dataset / "erode1") + "/", "--processes", "2"],
+    done = subprocess.run(["sh", script, str(dataset / "erode1") + "/", "--processes", "1"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "| erode1" in done.stdout

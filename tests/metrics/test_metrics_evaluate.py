@@ -97,7 +97,7 @@ def test_missing_frames_and_videos_are_listed(tmp_path: Path):
         write_video(tmp_path / "gt", video, static_video(5))
         write_video(tmp_path / "res", video, static_video(5))
     (tmp_path / "res" / "b" / "00010.png").unlink()
-    with pytest.raises(MetricsInputError, match=r"miss 1 scored frames: b/00010.png"):
+    with pytest.raises(MetricsInputError, match=r"miss 1 scored frames .*: b/00010.png"):
         score_folders(tmp_path / "gt", tmp_path / "res", processes=1)
     write_labels(tmp_path / "res" / "b" / "00010.png", static_video(5)[2])
     for video in ("a", "c"):
@@ -167,3 +167,14 @@ def test_void_label_counts_as_background(tmp_path: Path):
     write_video(tmp_path / "res", "v", pred)
     summary = evaluate_folders(tmp_path / "gt", tmp_path / "res", processes=1)
     assert summary["global"]["J_mean"] == 1.0 and summary["global"]["F_mean"] == 1.0
+
+
+def test_parallel_run_reports_a_worker_error(tmp_path: Path):
+    for i in range(4):
+        pred = static_video(5)
+        if i == 0:  # the longest-first order sends this video to the worker process
+            pred[2][0, 0] = 9
+        write_video(tmp_path / "gt", f"v{i}", static_video(6 if i == 0 else 5))
+        write_video(tmp_path / "res", f"v{i}", pred + static_video(6)[5:] if i == 0 else pred)
+    with pytest.raises(MetricsInputError, match=r"video v0: predicted ids 9 \(first in v0/00010.png\)"):
+        score_folders(tmp_path / "gt", tmp_path / "res", processes=2)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dmm.metrics.measures import boundary_map, dilation_radius, f_measure, frame_scores, jaccard
+from dmm.metrics.measures import boundary_map, dilation_radius, disk, f_measure, frame_scores, jaccard
 
 from metric_masks import rect
 
@@ -77,6 +77,13 @@ def test_f_hand_worked_shift_by_two():
     assert dilation_radius(gt.shape) == 1
     assert f_measure(gt, rect((10, 10), 2, 4, 3, 3)) == pytest.approx(2 / 3)
     assert f_measure(gt, rect((10, 10), 2, 3, 3, 3)) == 1.0
+
+
+def test_disk_is_scikit_image_disk():
+    from skimage.morphology import disk as skimage_disk
+
+    for radius in range(0, 25):
+        assert (disk(radius) == skimage_disk(radius)).all(), radius
 
 
 def test_f_empty_cases():

@@ -108,11 +108,11 @@ def test_sinkhorn_marginals_and_gradients():
     plan = sinkhorn_matching(cost, valid_wide, epsilon=0.05, num_iter=200)
     for i, (n, m) in enumerate(sizes):
         sub = plan[i, :n, :m]
+        torch.testing.assert_close(sub.sum(dim=1), torch.ones(n, dtype=sub.dtype), atol=1e-3, rtol=0)
         if m >= n:
-            torch.testing.assert_close(sub.sum(dim=1), torch.ones(n, dtype=sub.dtype), atol=1e-3, rtol=0)
             assert torch.all(sub.sum(dim=0) <= 1 + 1e-3)
-        else:  # too few columns: every column is used up, rows share the shortfall
-            torch.testing.assert_close(sub.sum(dim=1), torch.full((n,), m / n, dtype=sub.dtype), atol=1e-3, rtol=0)
+        else:  # too few columns: rows still sum to 1, columns share the excess
+            torch.testing.assert_close(sub.sum(dim=0), torch.full((m,), n / m, dtype=sub.dtype), atol=1e-3, rtol=0)
     assert torch.all(plan[~valid] == 0)
     plan.sum().backward()
     assert torch.isfinite(cost.grad).all()

@@ -259,25 +259,25 @@ class Trainer:
                         {"epoch": self.epoch, "iteration": self.iteration, **values,
                          "sec_per_iter": (time.perf_counter() - tic) / max(1, bar.n)}
                     )
-                if self.iteration % cfg.CHECKPOINT_PERIOD == 0:
-                    self.save()
+                if self.iteration % cfg.CHECKPOINT_PERIOD == 0 and self.iteration < (self.epoch + 1) * self.iters_per_epoch:
+                    self.save()  # (the end of an epoch saves anyway)
                 if self.iteration >= max_iters:
                     break
-            else:
-                self.epoch += 1
-                self.save()
-                if validate is not None and self.dist.is_main and (
-                    self.epoch % self.cfg.VAL.PERIOD == 0 or self.epoch == cfg.EPOCHS
-                ):
-                    self.model.eval()
-                    scores = validate(self.model, self.epoch)
-                    self._record({"epoch": self.epoch, "iteration": self.iteration,
-                                  **{f"val_{k}": float(v) for k, v in scores.items()}})
-                barrier(self.dist)
-                if self.dist.is_main:
-                    plot_loss_curves(self.metrics_path, self.out_dir / "loss_curves.png")
-                continue
-            break  # MAX_ITERS reached mid-epoch
+            bar.close()
+            if self.iteration < (self.epoch + 1) * self.iters_per_epoch:
+                break  # MAX_ITERS reached mid-epoch
+            self.epoch += 1
+            self.save()
+            if validate is not None and self.dist.is_main and (
+                self.epoch % self.cfg.VAL.PERIOD == 0 or self.epoch == cfg.EPOCHS
+            ):
+                self.model.eval()
+                scores = validate(self.model, self.epoch)
+                self._record({"epoch": self.epoch, "iteration": self.iteration,
+                              **{f"val_{k}": float(v) for k, v in scores.items()}})
+            barrier(self.dist)
+            if self.dist.is_main:
+                plot_loss_curves(self.metrics_path, self.out_dir / "loss_curves.png")
         if self.saved_iteration != self.iteration:
             self.save()
         if self.dist.is_main:

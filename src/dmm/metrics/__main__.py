@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="write the JSON summary here")
     parser.add_argument("--csv-dir", type=Path, help="write per_video.csv and per_object.csv here")
     parser.add_argument("--plot", type=Path, help="write a PNG bar chart of J&F per video here")
-    parser.add_argument("--processes", type=int, default=None, help="worker processes (default: all CPUs)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="processes that score videos, this one included (default: all CPUs)")
     parser.add_argument("--allow-missing", action="store_true", help="score only the videos present in results")
     parser.add_argument("--extra-ids", choices=EXTRA_ID_MODES, default="error",
                         help="predicted ids absent from the ground truth: stop (error) or score as false objects")
@@ -46,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[dmm.metrics] %(message)s")
-    categories = load_split_meta(args.split_meta) if args.split_meta else None
     try:
+        categories = load_split_meta(args.split_meta) if args.split_meta else None
+        seen = load_seen_categories(args.seen_categories) if args.seen_categories else None
         videos = score_folders(
             args.gt_dir,
             args.results_dir,
@@ -56,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
             allow_missing=args.allow_missing,
             extra_ids=args.extra_ids,
         )
-    except MetricsInputError as err:
+        summary = summarize(videos)
+    except (MetricsInputError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    summary = summarize(videos)
     unscored = unscored_objects(videos)
     if unscored:
         names = ", ".join(f"{o.video}#{o.object_id}" for o in unscored)
@@ -67,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     n_objects = sum(len(v.objects) for v in videos) - len(unscored)
     print(f"{len(summary['videos'])} videos, {n_objects} objects scored")
     print(format_table(summary["global"], args.results_dir.resolve().name))
-    if categories is not None and args.seen_categories is not None:
-        youtube = youtube_summary(videos, categories, load_seen_categories(args.seen_categories))
+    if categories is not None and seen is not None:
+        youtube = youtube_summary(videos, categories, seen)
         if youtube is None:
             print(f"note: {args.split_meta} lacks categories for some objects; no seen/unseen summary")
         else:

@@ -15,14 +15,17 @@ is the object id (0 background). The DAVIS semi-supervised protocol decides what
   (``extra_ids="error"``), or, with ``extra_ids="score"``, a false object scored on frames
   1 .. last-1 against an empty ground truth.
 
-Videos are scored in parallel worker processes, one task per video.
+Videos are scored in parallel: ``processes`` counts this process, which scores videos too,
+plus ``processes - 1`` spawned workers; one task per video.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
@@ -123,7 +126,8 @@ def plan_jobs(
         )
     if absent:
         logger.warning("skipping %d videos missing from %s: %s", len(absent), res_dir, _listing(absent))
-    present = [v for v in videos if v not in set(absent)]
+    absent_set = set(absent)
+    present = [v for v in videos if v not in absent_set]
     if not present:
         raise MetricsInputError(f"results {res_dir} hold none of the {len(videos)} videos to score")
     jobs: list[VideoJob] = []
@@ -137,7 +141,8 @@ def plan_jobs(
         jobs.append(VideoJob(gt_dir, res_dir, video, tuple(frames), extra_ids))
     if missing_frames:
         raise MetricsInputError(
-            f"results {res_dir} miss {len(missing_frames)} scored frames: {_listing(missing_frames)}"
+            f"results {res_dir} miss {len(missing_frames)} scored frames (all ground-truth frames but "
+            f"the first and last of each video): {_listing(missing_frames)}"
         )
     return jobs
 
@@ -245,8 +250,8 @@ def score_folders(
 ) -> list[VideoScores]:
     """Per-frame scores of every object of every video, sorted by video name.
 
-    ``videos``: names to score (default: every folder of ``gt_dir``). ``processes``: worker
-    processes (default: the CPUs available; 1 scores in this process).
+    ``videos``: names to score (default: every folder of ``gt_dir``). ``processes``: processes
+    that score, this one included (default: the CPUs available; 1 scores in this process only).
     """
     if extra_ids not in EXTRA_ID_MODES:
         raise ValueError(f"extra_ids must be one of {EXTRA_ID_MODES}, got {extra_ids!r}")
@@ -257,11 +262,39 @@ def score_folders(
     workers = min(processes or _default_processes(), len(jobs))
     if workers == 1:
         return [score_video(job) for job in jobs]
-    # Longest videos first keeps the workers evenly loaded.
-    ordered = sorted(jobs, key=lambda job: -len(job.frames))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-        done = {result.video: result for result in pool.map(score_video, ordered, chunksize=1)}
+    done = _score_in_parallel(jobs, workers)
     return [done[job.video] for job in jobs]
+
+
+def _score_in_parallel(jobs: list[VideoJob], processes: int) -> dict[str, VideoScores]:
+    """Score ``jobs`` with ``processes - 1`` worker processes plus this one.
+
+    Workers take the longest videos first, this process the shortest, so it works while
+    the workers start up and all finish close together. Workers are spawned: forking a
+    parent whose OpenCV or BLAS thread pools are running can deadlock.
+    """
+    pending = deque(sorted(jobs, key=lambda job: -len(job.frames)))
+    results: dict[str, VideoScores] = {}
+    running: set[Future] = set()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes - 1, mp_context=context, initializer=_init_worker) as pool:
+        try:
+            while pending or running:
+                for future in [f for f in running if f.done()]:
+                    running.discard(future)
+                    result = future.result()
+                    results[result.video] = result
+                while pending and len(running) < 2 * (processes - 1):  # a spare job per worker
+                    running.add(pool.submit(score_video, pending.popleft()))
+                if pending:
+                    result = score_video(pending.pop())
+                    results[result.video] = result
+                elif running:
+                    wait(running, return_when=FIRST_COMPLETED)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return results
 
 
 def evaluate_folders(

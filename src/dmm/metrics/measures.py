@@ -6,7 +6,7 @@ Both follow davis2017-evaluation exactly:
 - F is the F-measure of boundary precision and recall. A boundary pixel is a pixel whose
   value differs from its east, south or south-east neighbour (the last row compares only
   east, the last column only south, the bottom-right pixel is never a boundary). Each
-  boundary is dilated by a disk (``skimage.morphology.disk``) of radius
+  boundary is dilated by a disk (the one of ``skimage.morphology.disk``) of radius
   ``ceil(bound_th * image diagonal)``; precision is the share of predicted boundary pixels
   that fall in the dilated ground-truth boundary and recall the reverse. No boundary on
   either side gives F = 1; a boundary on one side only gives F = 0.
@@ -22,7 +22,6 @@ import math
 
 import cv2
 import numpy as np
-from skimage.morphology import disk
 
 BOUND_TH = 0.008
 
@@ -81,9 +80,16 @@ def _crop_window(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None
     )
 
 
+def disk(radius: int) -> np.ndarray:
+    """uint8 (2r+1, 2r+1): 1 where x^2 + y^2 <= r^2, as ``skimage.morphology.disk(radius)``
+    (written out to keep scipy and scikit-image out of the worker processes' start-up)."""
+    offsets = np.arange(-radius, radius + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
+
+
 def boundary_kernel(shape: tuple[int, int], bound_th: float = BOUND_TH) -> np.ndarray:
     """uint8 disk (2r+1, 2r+1) that dilates boundaries of frames of shape (h, w)."""
-    return disk(dilation_radius(shape, bound_th)).astype(np.uint8)
+    return disk(dilation_radius(shape, bound_th))
 
 
 def _boundary_f(gt: np.ndarray, pred: np.ndarray, kernel: np.ndarray) -> float:

@@ -98,7 +98,8 @@ def youtube_summary(
 
     ``categories``: {video: {object id: category}} (e.g. from a split meta.json);
     ``seen``: categories seen in training. Returns None (no summary) when a scored ground-truth
-    object has no category. A group without objects gets None for its J and F, and then G
+    object has no category. False objects (``extra_ids="score"``) have no category and are
+    left out. A group without objects gets None for its J and F, and then G
     is None too. Keys: J_seen, J_unseen, F_seen, F_unseen, G, n_seen, n_unseen.
     """
     seen = set(seen)

@@ -140,7 +140,7 @@ def sinkhorn_matching(cost: torch.Tensor, valid: torch.Tensor, epsilon: float = 
     """Entropic relaxation: log-domain Sinkhorn with a dustbin row for unmatched proposals.
 
     Template rows carry mass 1, proposal columns mass 1, the dustbin row mass (columns - rows);
-    columns are scaled down when there are fewer columns than rows. Batched and differentiable.
+    with fewer columns than rows, columns carry mass rows / columns so rows still sum to 1. Batched and differentiable.
 
     cost, valid: (B, N, M) -> (B, N, M) transport plan, zero outside ``valid``.
     """
@@ -161,9 +161,9 @@ def sinkhorn_matching(cost: torch.Tensor, valid: torch.Tensor, epsilon: float = 
     logits = torch.where(pair_valid, logits, neg)
     f = torch.zeros(b, n + 1, dtype=dtype, device=device)
     g = torch.zeros(b, m, dtype=dtype, device=device)
-    for _ in range(num_iter):
-        f = log_a - torch.logsumexp(logits + g[:, None, :], dim=2)
+    for _ in range(num_iter):  # the row update last, so template rows sum to 1 exactly
         g = log_b - torch.logsumexp(logits + f[:, :, None], dim=1)
+        f = log_a - torch.logsumexp(logits + g[:, None, :], dim=2)
     plan = (logits + f[:, :, None] + g[:, None, :]).exp()
     return plan[:, :n] * valid
 

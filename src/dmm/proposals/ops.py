@@ -9,6 +9,7 @@ NMS runs on the tight boxes and the ``topk`` best by score are kept.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torchvision.ops import batched_nms
 
 from dmm.proposals.structures import Proposals
@@ -52,15 +53,44 @@ def _interpolation_matrix(start: torch.Tensor, end: torch.Tensor, out_size: int,
     return weights
 
 
+def _paste_boxes(boxes: torch.Tensor, mask_size: int, padding: int) -> torch.Tensor:
+    """(N, 4) int64 boxes of the padded masks: scaled by (R + 2 padding) / R, truncated."""
+    cells = mask_size + 2 * padding
+    return torch.trunc(_expand_boxes(boxes.to(torch.float32), cells / mask_size)).to(torch.int64)
+
+
+def _paste_batched(padded: torch.Tensor, ibox: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """All masks at once as ``Wy @ mask @ Wx^T`` (bilinear is separable): a few kernels."""
+    cells = padded.shape[-1]
+    wy = _interpolation_matrix(ibox[:, 1], ibox[:, 3], H, cells)  # (N, H, cells)
+    wx = _interpolation_matrix(ibox[:, 0], ibox[:, 2], W, cells)  # (N, W, cells)
+    return torch.bmm(torch.bmm(wy, padded), wx.transpose(1, 2))
+
+
+def _paste_per_mask(padded: torch.Tensor, ibox: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """One ``F.interpolate`` per mask over its own box only (cheaper on a CPU)."""
+    out = padded.new_zeros(padded.shape[0], H, W)
+    for i, (x0, y0, x1, y1) in enumerate(ibox.tolist()):
+        a, b, c, d = max(x0, 0), min(x1 + 1, W), max(y0, 0), min(y1 + 1, H)
+        if b <= a or d <= c:
+            continue
+        size = (max(y1 - y0 + 1, 1), max(x1 - x0 + 1, 1))
+        m = F.interpolate(padded[i][None, None], size=size, mode="bilinear",
+                          align_corners=False)[0, 0]
+        out[i, c:d, a:b] = m[c - y0:d - y0, a - x0:b - x0]
+    return out
+
+
 def paste_roi_masks(masks: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int],
                     padding: int = 1) -> torch.Tensor:
     """Paste box-relative masks into an (H, W) frame, keeping probabilities.
 
     Each (R, R) mask is padded with ``padding`` pixels of zeros, its box is scaled about its
     centre by (R + 2 padding) / R and truncated to integers, the padded mask is resized
-    bilinearly to the integer box size (x1 - x0 + 1, y1 - y0 + 1) and placed there, clipped
-    to the frame. Bilinear resizing is separable, so each paste is ``Wy @ mask @ Wx^T``
-    with exact ``F.interpolate`` weights, batched over all masks.
+    bilinearly (``align_corners=False``) to the integer box size (x1 - x0 + 1, y1 - y0 + 1) and
+    placed there, clipped to the frame. On CUDA all masks go at once (separable bilinear weights,
+    two batched matmuls); on a CPU one ``F.interpolate`` per mask over its box is cheaper. Both
+    give maskrcnn-benchmark's paste without the threshold.
 
     Args:
         masks: (N, R, R) probabilities.
@@ -70,15 +100,12 @@ def paste_roi_masks(masks: torch.Tensor, boxes: torch.Tensor, size: tuple[int, i
         (N, H, W) float32 probabilities.
     """
     H, W = int(size[0]), int(size[1])
-    n, r = masks.shape[0], masks.shape[-1]
-    if n == 0:
+    if masks.shape[0] == 0:
         return masks.new_zeros(0, H, W, dtype=torch.float32)
-    padded = torch.nn.functional.pad(masks.to(torch.float32), (padding,) * 4)
-    cells = r + 2 * padding
-    ibox = torch.trunc(_expand_boxes(boxes.to(torch.float32), cells / r)).to(torch.int64)
-    wy = _interpolation_matrix(ibox[:, 1], ibox[:, 3], H, cells)  # (N, H, cells)
-    wx = _interpolation_matrix(ibox[:, 0], ibox[:, 2], W, cells)  # (N, W, cells)
-    return torch.bmm(torch.bmm(wy, padded), wx.transpose(1, 2))
+    padded = F.pad(masks.to(torch.float32), (padding,) * 4)
+    ibox = _paste_boxes(boxes, masks.shape[-1], padding)
+    paste = _paste_batched if masks.is_cuda else _paste_per_mask
+    return paste(padded, ibox, H, W)
 
 
 def paste_masks(proposals: Proposals, size: tuple[int, int]) -> Proposals:

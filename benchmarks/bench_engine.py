@@ -1,0 +1,429 @@
+"""Engine throughput and inference memory: training iterations/s, inference frames/s, and
+peak inference memory on a 20-frame and a 200-frame synthetic video in the same run.
+
+Generates a synthetic dataset and synthetic proposals (in a temp folder, or ``--work DIR``),
+then:
+
+* training: builds ``dmm.engine.trainer.Trainer`` and times ``--iters`` of its steps (data
+  loading included, ``DATA.NUM_WORKERS 0``) after ``--warmup`` untimed ones;
+* inference: runs ``Segmenter`` + ``segment_videos`` on a one-video valid set of 20 frames and
+  one of 200 frames, each in a fresh subprocess, and measures frames/s and the peak memory
+  growth over the process's state right after the model is built (peak RSS from
+  ``getrusage(ru_maxrss)`` on the CPU; ``torch.cuda.max_memory_allocated`` on CUDA).
+
+The target: peak inference memory of the 200-frame video / the 20-frame video < 1.1
+(memory must not grow with video length). Exit status 1 when that check fails.
+
+    .venv/bin/python benchmarks/bench_engine.py [--quick] [--device auto|cpu|cuda]
+        [--backbone resnet50] [--input 255x448 | --small] [--iters 5] [--json OUT] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tabulate import tabulate
+
+from dmm.config import load_config
+from dmm.data.synthetic import SyntheticConfig
+from dmm.data.synthetic import generate as generate_dataset
+from dmm.engine.distributed import DistInfo, resolve_device
+from dmm.proposals.synthetic import generate as generate_proposals
+
+MEMORY_RATIO_TARGET = 1.1
+SHORT_FRAMES, LONG_FRAMES = 20, 200
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one benchmark run measures."""
+
+    device: str  # resolved: "cpu" or "cuda"
+    backbone: str
+    input_h: int
+    input_w: int
+    frame_h: int  # synthetic frame size
+    frame_w: int
+    train_videos: int
+    train_frames: int
+    batch_size: int
+    warmup: int
+    iters: int
+    train_max_iter: int  # MATCHING.TRAIN_MAX_ITER
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where the generated data lives."""
+
+    train_root: Path
+    train_proposals: Path
+    valid_roots: dict[int, Path]  # frames -> root of a one-video valid set
+    valid_proposals: dict[int, Path]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"255x448"`` -> ``(255, 448)`` (height x width)."""
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW like 255x448, got {text!r}") from None
+    return h, w
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: resnet18, 64x112 input and frames, 2 timed iterations")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--backbone", default=None, help="resnet18/34/50/101 (default resnet50; quick: resnet18)")
+    p.add_argument("--input", type=parse_size, default=None, metavar="HxW",
+                   help="network input size (default 255x448, the paper's; quick: 64x112)")
+    p.add_argument("--small", action="store_true", help="shorthand for --input 128x224")
+    p.add_argument("--iters", type=int, default=None, help="timed training iterations (default 5; quick: 2)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed training iterations first")
+    p.add_argument("--batch-size", type=int, default=None, help="clips per iteration (default 4; quick: 2)")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    p.add_argument("--skip-train", action="store_true", help="inference only")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder for the generated data and outputs (default: a temp folder, removed after)")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: one inference run
+    return p.parse_args(argv)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Resolve defaults (full or quick) and the device."""
+    quick = args.quick
+    size = (128, 224) if args.small else args.input or ((64, 112) if quick else (255, 448))
+    frame = (64, 112) if quick else (256, 448)
+    return Settings(
+        device=resolve_device(args.device).type,
+        backbone=args.backbone or ("resnet18" if quick else "resnet50"),
+        input_h=size[0], input_w=size[1], frame_h=frame[0], frame_w=frame[1],
+        train_videos=4 if quick else 8, train_frames=6 if quick else 20,
+        batch_size=args.batch_size or (2 if quick else 4),
+        warmup=args.warmup, iters=args.iters or (2 if quick else 5),
+        train_max_iter=10 if quick else 40,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------
+
+
+def make_data(work: Path, s: Settings) -> DataPaths:
+    """Synthetic train set, two one-video valid sets (20 and 200 frames), their proposals.
+
+    Kept under ``work/data_<frames HxW>`` and reused when already there (``--work``).
+    """
+    work = work / f"data_{s.frame_h}x{s.frame_w}_{s.train_videos}x{s.train_frames}"
+    train_root = work / "train_set"
+    if not (train_root / "synthetic_record.json").exists():
+        generate_dataset(train_root, SyntheticConfig(num_train=s.train_videos, num_valid=0,
+                                                     num_frames=s.train_frames, height=s.frame_h,
+                                                     width=s.frame_w, seed=0),
+                         overwrite=train_root.exists(), progress=False)
+    train_props = work / "proposals" / "train"
+    generate_proposals(train_root, "train", train_props, seed=0, progress=False)
+    valid_roots, valid_props = {}, {}
+    for frames in (SHORT_FRAMES, LONG_FRAMES):
+        root = work / f"valid_{frames}"
+        if not (root / "synthetic_record.json").exists():
+            generate_dataset(root, SyntheticConfig(num_train=0, num_valid=1, num_frames=frames,
+                                                   height=s.frame_h, width=s.frame_w, seed=0),
+                             overwrite=root.exists(), progress=False)
+        props = work / "proposals" / f"valid_{frames}"
+        generate_proposals(root, "valid", props, seed=0, progress=False)
+        valid_roots[frames], valid_props[frames] = root, props
+    return DataPaths(train_root, train_props, valid_roots, valid_props)
+
+
+def config_opts(s: Settings, root: Path, train_props: Path, eval_props: Path, out_dir: Path) -> list[str]:
+    """``KEY VALUE`` overrides of the ``synthetic`` config for this run."""
+    return [
+        "DATA.ROOT", str(root), "PROPOSALS.TRAIN_DIR", str(train_props), "PROPOSALS.EVAL_DIR", str(eval_props),
+        "OUTPUT_DIR", str(out_dir), "DEVICE", s.device, "MODEL.BACKBONE", s.backbone,
+        "MODEL.PRETRAINED", "none", "DATA.INPUT_H", str(s.input_h), "DATA.INPUT_W", str(s.input_w),
+        "SOLVER.BATCH_SIZE", str(s.batch_size), "SOLVER.MAX_ITERS", str(s.warmup + s.iters),
+        "SOLVER.EPOCHS", "1000", "SOLVER.CHECKPOINT_PERIOD", "100000", "VAL.ENABLED", "False",
+        "DATA.NUM_WORKERS", "0", "MATCHING.TRAIN_MAX_ITER", str(s.train_max_iter),
+    ]
+
+
+# ------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_steps(batches, step, device: torch.device, total: int) -> list[float]:
+    """Seconds of each of ``total`` iterations: fetching a batch (data loading) plus ``step``."""
+    times: list[float] = []
+    epoch = 0
+    while len(times) < total:
+        _sync(device)
+        tic = time.perf_counter()
+        for batch in batches(epoch):
+            step(batch, len(times))
+            _sync(device)
+            toc = time.perf_counter()
+            times.append(toc - tic)
+            tic = toc
+            if len(times) >= total:
+                break
+        epoch += 1
+    return times
+
+
+def trainer_steps(cfg, device: torch.device):
+    """``(batches(epoch), step(batch, iteration))`` of ``dmm.engine.trainer.Trainer`` itself."""
+    from dmm.engine.trainer import Trainer, own_prediction_flags
+
+    trainer = Trainer(cfg, DistInfo(rank=0, world_size=1, local_rank=0, device=device))
+    trainer.model.train()
+    steps = cfg.DATA.LENGTH_CLIP - 1
+    return (lambda epoch: trainer._loader(epoch, 0),
+            lambda batch, it: trainer._step(batch, own_prediction_flags(cfg.SEED, it, steps, 0.0)))
+
+
+def fallback_steps(cfg, device: torch.device):
+    """The same work without ``Trainer`` (for a tree where it does not import): the config's
+    ``ClipDataset`` with ``ProposalSource``, ``ClipLoss`` forward, backward, two Adam steps
+    with the trainer's learning rates."""
+    from torch.utils.data import DataLoader
+
+    from dmm.data import build_reader
+    from dmm.data.clips import ClipDataset, collate_clips
+    from dmm.engine.clip_loss import ClipLoss
+    from dmm.engine.proposal_source import ProposalSource
+    from dmm.model.dmmnet import DMMNet
+
+    torch.manual_seed(cfg.SEED)
+    model = DMMNet.from_config(cfg).to(device).train()
+    loss_fn = ClipLoss(model, cfg)
+    sol = cfg.SOLVER
+    backbone = {id(p) for p in model.encoder.base.parameters()}
+    optims = [
+        torch.optim.Adam([{"params": [p for p in model.encoder.parameters() if id(p) not in backbone],
+                           "lr": sol.NECK_LR},
+                          {"params": list(model.encoder.base.parameters()), "lr": sol.BACKBONE_LR}],
+                         weight_decay=sol.WEIGHT_DECAY),
+        torch.optim.Adam(model.decoder.parameters(), lr=sol.DECODER_LR, weight_decay=sol.WEIGHT_DECAY),
+    ]
+    dataset = ClipDataset.from_config(build_reader(cfg.DATA, cfg.DATA.TRAIN_SPLIT), cfg,
+                                      proposal_fn=ProposalSource(cfg.PROPOSALS.TRAIN_DIR))
+    steps = cfg.DATA.LENGTH_CLIP - 1
+
+    def batches(epoch: int):
+        dataset.set_epoch(epoch)
+        return DataLoader(dataset, batch_size=sol.BATCH_SIZE, shuffle=False, collate_fn=collate_clips,
+                          num_workers=0, drop_last=True)
+
+    def step(batch: dict, it: int) -> None:
+        props = [[{k: v.to(device) for k, v in f.items()} for f in clip] for clip in batch["proposals"]]
+        losses = loss_fn(batch["images"].to(device), batch["masks"].to(device), batch["valid"].to(device),
+                         props, [False] * steps)
+        for opt in optims:
+            opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        for opt in optims:
+            opt.step()
+
+    return batches, step
+
+
+def bench_training(s: Settings, data: DataPaths, out_dir: Path) -> dict:
+    """Iterations/s and clips/s of the trainer's own step, data loading included."""
+    cfg = load_config("synthetic", config_opts(s, data.train_root, data.train_proposals,
+                                               data.valid_proposals[SHORT_FRAMES], out_dir))
+    device = resolve_device(s.device)
+    try:
+        batches, step = trainer_steps(cfg, device)
+        source = "Trainer"
+    except ImportError as e:  # the engine is still being written: measure the same work directly
+        print(f"warning: dmm.engine.trainer.Trainer does not import ({e}); timing the fallback loop "
+              "(ClipDataset + ClipLoss + Adam) instead", file=sys.stderr, flush=True)
+        batches, step = fallback_steps(cfg, device)
+        source = f"fallback loop (Trainer import failed: {e})"
+    times = _time_steps(batches, step, device, s.warmup + s.iters)
+    timed = sum(times[s.warmup:])
+    return {"source": source, "iters": s.iters, "seconds": timed, "iters_per_s": s.iters / timed,
+            "clips_per_s": s.iters * s.batch_size / timed, "warmup_s": sum(times[: s.warmup])}
+
+
+# ------------------------------------------------------------------------------------------
+# Inference (one fresh process per video length)
+# ------------------------------------------------------------------------------------------
+
+
+def _proc_status_bytes(field: str) -> int | None:
+    """``VmRSS`` / ``VmHWM`` of this process from ``/proc/self/status`` (Linux), else None."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def max_rss_bytes() -> int:
+    """Peak resident set size so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if platform.system() == "Darwin" else int(peak) * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark (VmHWM) to the current RSS (Linux >= 4.0).
+
+    Without it the peak measured after the model build would be hidden under the peak of
+    imports and model construction.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _proc_status_bytes("VmHWM") is not None
+    except OSError:
+        return False
+
+
+def rss_now_and_peak(reset: bool) -> tuple[int, int]:
+    """(current RSS, peak RSS since the reset) when ``reset`` worked, else ru_maxrss twice."""
+    if reset:
+        return _proc_status_bytes("VmRSS") or 0, _proc_status_bytes("VmHWM") or 0
+    return max_rss_bytes(), max_rss_bytes()
+
+
+def run_inference_child(opts: list[str]) -> dict:
+    """Build the model, then segment the valid split once; returns speed and peak memory growth."""
+    from dmm.data import build_reader
+    from dmm.engine.inference import Segmenter, segment_videos
+    from dmm.engine.proposal_source import ProposalSource
+    from dmm.model.dmmnet import DMMNet
+
+    cfg = load_config("synthetic", opts)
+    device = resolve_device(cfg.DEVICE)
+    torch.manual_seed(0)
+    model = DMMNet.from_config(cfg).to(device).eval()
+    reader = build_reader(cfg.DATA, cfg.DATA.EVAL_SPLIT)
+    frames = sum(len(reader.info(v).frames) for v in reader.videos)
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        cuda_base = torch.cuda.memory_allocated(device)
+    gc.collect()
+    hwm = reset_peak_rss()
+    rss_base, _ = rss_now_and_peak(hwm)
+    tic = time.perf_counter()
+    segment_videos(Segmenter(model, cfg, device), reader, reader.videos, ProposalSource(cfg.PROPOSALS.EVAL_DIR),
+                   Path(cfg.OUTPUT_DIR) / "results", show_progress=False)
+    _sync(device)
+    seconds = time.perf_counter() - tic
+    _, rss_peak = rss_now_and_peak(hwm)
+    result = {"frames": frames, "seconds": seconds, "fps": frames / seconds, "rss_source": "VmHWM" if hwm
+              else "ru_maxrss", "rss_base_bytes": rss_base, "rss_peak_bytes": rss_peak,
+              "rss_growth_bytes": rss_peak - rss_base}
+    if device.type == "cuda":
+        result["cuda_growth_bytes"] = torch.cuda.max_memory_allocated(device) - cuda_base
+    result["growth_bytes"] = result.get("cuda_growth_bytes", result["rss_growth_bytes"])
+    return result
+
+
+def bench_inference(s: Settings, data: DataPaths, work: Path, threads: int) -> dict[int, dict]:
+    """Each video length in its own fresh interpreter, so peaks do not mix."""
+    results = {}
+    for frames in (SHORT_FRAMES, LONG_FRAMES):
+        out_dir = work / f"infer_{frames}"
+        shutil.rmtree(out_dir, ignore_errors=True)  # segment_videos skips finished videos
+        opts = config_opts(s, data.valid_roots[frames], data.train_proposals, data.valid_proposals[frames], out_dir)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(opts), "--threads", str(threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"inference on the {frames}-frame video failed:\n{proc.stderr[-3000:]}")
+        results[frames] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return results
+
+
+# ------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def report(s: Settings, train: dict | None, infer: dict[int, dict]) -> tuple[str, dict]:
+    """The printed table and the JSON record; the record's ``pass`` is the memory check."""
+    short, long = infer[SHORT_FRAMES], infer[LONG_FRAMES]
+    ratio = long["growth_bytes"] / max(short["growth_bytes"], 1)
+    ok = ratio < MEMORY_RATIO_TARGET
+    kind = "CUDA max_memory_allocated" if s.device == "cuda" else "peak RSS"
+    rows = []
+    if train is not None:
+        name = "training" if train["source"] == "Trainer" else "training (fallback loop, no Trainer)"
+        rows.append([name, f"{train['iters_per_s']:.3f} it/s", f"{train['clips_per_s']:.3f} clips/s",
+                     f"{train['iters']} iters in {train['seconds']:.1f} s", ""])
+    for frames, r in sorted(infer.items()):
+        mem = mib(r["growth_bytes"]) + (f" (RSS {mib(r['rss_growth_bytes'])})" if "cuda_growth_bytes" in r else "")
+        rows.append([f"inference {frames} frames", f"{r['fps']:.2f} frames/s", "",
+                     f"{r['frames']} frames in {r['seconds']:.1f} s", mem])
+    table = tabulate(rows, headers=["run", "speed", "", "work", f"{kind} growth over model build"],
+                     tablefmt="github")
+    head = (f"device {s.device}, {s.backbone}, input {s.input_h}x{s.input_w}, frames {s.frame_h}x{s.frame_w}, "
+            f"batch {s.batch_size}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    verdict = (f"inference memory {LONG_FRAMES}/{SHORT_FRAMES} frames: {ratio:.3f} "
+               f"(target < {MEMORY_RATIO_TARGET}): {'PASS' if ok else 'FAIL'}")
+    if s.device == "cuda" and "rss_growth_bytes" in long:
+        verdict += (f"\nhost RSS {LONG_FRAMES}/{SHORT_FRAMES} frames: "
+                    f"{long['rss_growth_bytes'] / max(short['rss_growth_bytes'], 1):.3f}")
+    record = {"settings": asdict(s), "torch": torch.__version__, "training": train,
+              "inference": {str(k): v for k, v in infer.items()}, "memory_ratio": ratio,
+              "target": MEMORY_RATIO_TARGET, "pass": ok}
+    return f"{head}\n{table}\n{verdict}", record
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.child is not None:
+        print(json.dumps(run_inference_child(json.loads(args.child))))
+        return 0
+    s = settings_from_args(args)
+    with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        tic = time.perf_counter()
+        data = make_data(work, s)
+        print(f"data generated in {time.perf_counter() - tic:.1f} s under {work}", flush=True)
+        train = None if args.skip_train else bench_training(s, data, work / "train_run")
+        infer = bench_inference(s, data, work, args.threads)
+    text, record = report(s, train, infer)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    return 0 if record["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

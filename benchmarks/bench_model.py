@@ -1,0 +1,129 @@
+"""Per-frame inference time and FLOPs of DMMNet against the backbone's forward alone.
+
+ResNet-50 at 255x448, 1 and 5 objects, 50 proposals, eval mode. Prints the breakdown (backbone,
+necks, ROI features, matching, decoder), the whole step (everything after the encoder) and the
+frame (encoder + step), each as a ratio to the backbone measured in the same run, for the fast
+decoder and the 2019 layout (three full gate convolutions per cell), and checks that both give
+the same outputs. Runs on CPU, and on CUDA too when present.
+
+    .venv/bin/python benchmarks/bench_model.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dmm.config import get_cfg_defaults
+from dmm.model import DMMNet
+from dmm.model.backbone import resnet_stages
+from dmm.model.cost import cosine_similarity, similarity
+from dmm.model.dmmnet import pad_proposals
+from dmm.model.roi_features import mask_boxes
+from dmm.proposals.structures import Proposals
+
+H, W, M = 255, 448, 50
+
+
+def timed(fn, device, repeat):
+    best = float("inf")
+    for _ in range(repeat):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def flops(fn):
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def inputs(objects, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(1, 3, H, W, generator=g)
+    masks = torch.zeros(1, objects, H, W)
+    for o in range(objects):
+        y, x = 20 + 40 * o, 30 + 70 * o
+        masks[0, o, y:y + 80, x:x + 120] = 1
+    prop_masks = torch.rand(M, H, W, generator=g) * (torch.rand(M, 1, 1, generator=g) > 0.5)
+    props = Proposals(mask_boxes(prop_masks, 0.4), torch.rand(M, generator=g), prop_masks, (H, W), "full")
+    return images.to(device), masks.to(device), [props.to(device)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    cfg = get_cfg_defaults()
+    cfg.MODEL.BACKBONE = "resnet50"
+    cfg.MODEL.PRETRAINED = "none"
+    torch.manual_seed(0)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, ResNet-50, {H}x{W}, {M} proposals")
+    for device in devices:
+        model = DMMNet.from_config(cfg).to(device).eval()
+        for objects in (1, 5):
+            images, masks, props = inputs(objects, device)
+            valid = torch.ones(1, objects, dtype=torch.bool, device=device)
+            with torch.no_grad():
+                feats = model.encode(images)
+                templates = model.template_features(feats, masks)
+                stages = resnet_stages(model.encoder.base, images)
+                padded = pad_proposals(props, [objects], (H, W), device, images.dtype)
+                sim = similarity(cosine_similarity(templates, model.proposal_features(feats, padded)),
+                                 masks, padded.masks)
+                pair_valid = valid[:, :, None] & padded.columns[:, None, :]
+                matched = torch.rand(1, objects, H, W, device=device)
+
+                def necks():
+                    enc = model.encoder
+                    for lv, c in zip((2, 3, 4, 5), stages):
+                        getattr(enc, f"bn{lv}")(getattr(enc, f"sk{lv}")(c))
+                        getattr(enc, f"prop{lv}")(c)
+
+                parts = {
+                    "backbone": lambda: resnet_stages(model.encoder.base, images),
+                    "necks": necks,
+                    "roi features": lambda: (model.template_features(feats, masks),
+                                             model.proposal_features(feats, padded)),
+                    "matching": lambda: model.matcher.match(-sim, pair_valid, False),
+                    "decoder": lambda: model.decoder(feats.skips, [masks, masks, matched], valid),
+                    "step": lambda: model.step(feats, templates, props, masks, masks, masks, valid),
+                    "frame": lambda: model.step(model.encode(images), templates, props, masks, masks, masks, valid),
+                }
+                results = {}
+                for layout in ("fast", "2019"):
+                    model.decoder.shared_gate_conv = layout == "fast"
+                    for name, fn in parts.items():
+                        if layout == "2019" and name not in ("decoder", "step", "frame"):
+                            continue
+                        fn()  # warm-up
+                        results[layout, name] = (timed(fn, device, args.repeat), flops(fn))
+                    outs = model.step(feats, templates, props, masks, masks, masks, valid)
+                    results[layout, "out"] = outs.refined
+                model.decoder.shared_gate_conv = True
+            diff = (results["fast", "out"] - results["2019", "out"]).abs().max().item()
+            base_t, base_f = results["fast", "backbone"]
+            print(f"\n{device.type}, {objects} object(s): backbone {base_t * 1e3:.1f} ms, {base_f / 1e9:.2f} GFLOP; "
+                  f"max |fast - 2019| refined = {diff:.2e}")
+            print(f"  {'part':14} {'fast ms':>9} {'x backbone':>10} {'GFLOP':>8} {'2019 ms':>9} {'x backbone':>10} {'GFLOP':>8}")
+            for name in parts:
+                t, f = results["fast", name]
+                line = f"  {name:14} {t * 1e3:9.1f} {t / base_t:10.2f} {f / 1e9:8.2f}"
+                if ("2019", name) in results:
+                    t2, f2 = results["2019", name]
+                    line += f" {t2 * 1e3:9.1f} {t2 / base_t:10.2f} {f2 / 1e9:8.2f}"
+                print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Fine-tune Mask R-CNN as a binary object-vs-background proposal net.
+
+Run ``python -m dmm.proposals.train_propnet --out DIR ...`` (see ``--help``). Every annotated
+object instance of the YouTube-VOS frames is a foreground box and mask (the paper's
+"join_ytb_bin"), optionally mixed with COCO instances read through pycocotools
+(``--coco-json`` + ``--coco-images``); ``--online`` trains on the first-frame annotations of
+the ``valid`` videos instead. Checkpoints are written atomically to ``DIR/model_<iter>.pth``
+and ``DIR/last_checkpoint.pth``; a rerun resumes from the latter. ``DIR/model_final.pth`` is
+what ``python -m dmm.proposals.extract --weights`` takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import ConcatDataset, Dataset
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+from tqdm import tqdm
+
+from dmm.config import get_cfg_defaults
+from dmm.data import DatasetError, YouTubeVOS
+from dmm.io import save_torch
+from dmm.proposals.extract import resolve_device
+from dmm.proposals.model import ARCHS, CHECKPOINT_FORMAT, load_maskrcnn
+
+Target = dict[str, torch.Tensor]
+
+
+def instance_targets(masks: np.ndarray) -> Target:
+    """Binary detection targets of (K, h, w) instance masks: boxes (half-open), labels 1."""
+    m = torch.from_numpy(masks.astype(bool))
+    m = m[m.flatten(1).any(dim=1)]
+    rows, cols = m.any(dim=2), m.any(dim=1)
+    h, w = m.shape[1:]
+    boxes = torch.stack([
+        cols.to(torch.uint8).argmax(1), rows.to(torch.uint8).argmax(1),
+        w - cols.flip(1).to(torch.uint8).argmax(1), h - rows.flip(1).to(torch.uint8).argmax(1),
+    ], dim=1).to(torch.float32).reshape(-1, 4)
+    return {"boxes": boxes, "labels": torch.ones(len(m), dtype=torch.int64),
+            "masks": m.to(torch.uint8)}
+
+
+def _image_tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255)
+
+
+class VideoInstanceFrames(Dataset):
+    """Annotated YouTube-VOS frames; each object instance is one foreground target.
+
+    Args:
+        reader: a ``dmm.data`` YouTube-VOS reader.
+        first_frames_only: only the frames where objects first appear (online training).
+    """
+
+    def __init__(self, reader, first_frames_only: bool = False) -> None:
+        self.reader = reader
+        self.items: list[tuple[str, str]] = []
+        for video in reader.videos:
+            if first_frames_only:
+                frames = sorted(reader.info(video).first_appearances())
+            else:
+                frames = reader.annotated_frames(video)
+            self.items.extend((video, f) for f in frames)
+        if not self.items:
+            raise DatasetError(f"split {reader.split!r} has no annotated frames to train on")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
+        video, frame = self.items[i]
+        ann = self.reader.annotation(video, frame)
+        ids = [k for k in np.unique(ann) if k != 0] if ann is not None else []
+        masks = np.stack([ann == k for k in ids]) if ids else np.zeros((0, *ann.shape), bool)
+        return _image_tensor(self.reader.image(video, frame)), instance_targets(masks)
+
+
+class CocoInstanceImages(Dataset):
+    """COCO images (pycocotools) with every non-crowd instance as a foreground target."""
+
+    def __init__(self, annotation_json: str | os.PathLike, image_dir: str | os.PathLike) -> None:
+        from pycocotools.coco import COCO
+
+        for p in (annotation_json, image_dir):
+            if not Path(p).exists():
+                raise FileNotFoundError(f"COCO file or folder {p} not found")
+        self.coco = COCO(str(annotation_json))
+        self.image_dir = Path(image_dir)
+        self.ids = [i for i in sorted(self.coco.getImgIds())
+                    if self.coco.getAnnIds(imgIds=i, iscrowd=False)]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Target]:
+        info = self.coco.loadImgs(self.ids[i])[0]
+        path = self.image_dir / info["file_name"]
+        try:
+            image = np.asarray(Image.open(path).convert("RGB"))
+        except OSError as e:
+            raise RuntimeError(f"cannot read COCO image {path}: {e}") from e
+        anns = self.coco.loadAnns(self.coco.getAnnIds(imgIds=info["id"], iscrowd=False))
+        masks = np.stack([self.coco.annToMask(a) for a in anns]).astype(bool)
+        return _image_tensor(image), instance_targets(masks)
+
+
+def binary_maskrcnn(init: str | None, arch: str, **build_kwargs) -> MaskRCNN:
+    """A Mask R-CNN with object-vs-background heads, from ``init`` weights (any classes)."""
+    model = load_maskrcnn(init, arch, 2, **build_kwargs)
+    if model.roi_heads.box_predictor.cls_score.out_features != 2:
+        in_box = model.roi_heads.box_predictor.cls_score.in_features
+        model.roi_heads.box_predictor = FastRCNNPredictor(in_box, 2)
+        in_mask = model.roi_heads.mask_predictor.conv5_mask.in_channels
+        model.roi_heads.mask_predictor = MaskRCNNPredictor(in_mask, 256, 2)
+    return model
+
+
+def checkpoint(model: MaskRCNN, optimizer: torch.optim.Optimizer, arch: str,
+               iteration: int) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "version": 1, "arch": arch, "num_classes": 2,
+            "iteration": iteration, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict()}
+
+
+def learning_rate(base: float, it: int, iterations: int, warmup: int) -> float:
+    """Linear warm-up, then x0.1 at 2/3 and 8/9 of the run."""
+    scale = 0.1 ** sum(it >= math.ceil(iterations * f) for f in (2 / 3, 8 / 9))
+    if it < warmup:
+        scale *= (1 + it) / warmup
+    return base * scale
+
+
+def train(model: MaskRCNN, dataset: Dataset, out_dir: str | os.PathLike, arch: str,
+          iterations: int, batch_size: int = 2, lr: float = 0.01, device: str = "cpu",
+          checkpoint_period: int = 2500, warmup: int = 500, seed: int = 0,
+          grad_clip: float = 10.0, progress: bool = True) -> list[float]:
+    """SGD on random batches; resumes from ``out_dir/last_checkpoint.pth``. Returns the losses."""
+    out_dir = Path(out_dir)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
+    start = 0
+    last = out_dir / "last_checkpoint.pth"
+    if last.is_file():
+        state = torch.load(last, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start = int(state["iteration"])
+        print(f"resuming from {last} at iteration {start}")
+    losses = []
+    for it in tqdm(range(start, iterations), desc="propnet", disable=not progress,
+                   initial=start, total=iterations):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + it)
+        batch = [dataset[int(i)] for i in torch.randint(len(dataset), (batch_size,), generator=g)]
+        images = [img.to(device) for img, _ in batch]
+        targets = [{k: v.to(device) for k, v in t.items()} for _, t in batch]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(lr, it, iterations, warmup)
+        loss = sum(model(images, targets).values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at iteration {it}: lower --lr")
+        optimizer.zero_grad()
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        losses.append(loss.item())
+        done = it + 1
+        if done % checkpoint_period == 0 or done == iterations:
+            state = checkpoint(model, optimizer, arch, done)
+            save_torch(state, out_dir / f"model_{done:07d}.pth")
+            save_torch(state, last)
+    if start < iterations or not (out_dir / "model_final.pth").exists():
+        save_torch(checkpoint(model, optimizer, arch, max(start, iterations)),
+                   out_dir / "model_final.pth")
+    return losses
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = get_cfg_defaults()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--root", default=cfg.DATA.ROOT, help="YouTube-VOS root")
+    parser.add_argument("--split", default=None,
+                        help="training split (default: train_all, or valid with --online)")
+    parser.add_argument("--split-dir", default=cfg.DATA.SPLIT_DIR)
+    parser.add_argument("--online", action="store_true",
+                        help="train on the first-frame annotations of the split's videos")
+    parser.add_argument("--coco-json", default=None, help="COCO instances json to mix in")
+    parser.add_argument("--coco-images", default=None, help="COCO image folder")
+    parser.add_argument("--out", required=True, help="checkpoint folder")
+    parser.add_argument("--arch", default="resnext101_32x8d_fpn", choices=ARCHS)
+    parser.add_argument("--init", default="none",
+                        help="initial weights (COCO state dict or checkpoint), or 'none'")
+    parser.add_argument("--iters", type=int, default=180000)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--warmup", type=int, default=500)
+    parser.add_argument("--checkpoint-period", type=int, default=2500)
+    parser.add_argument("--min-size", type=int, default=800)
+    parser.add_argument("--max-size", type=int, default=1333)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    split = args.split or ("valid" if args.online else "train_all")
+    try:
+        parts: list[Dataset] = [VideoInstanceFrames(
+            YouTubeVOS(args.root, split, split_dir=args.split_dir), first_frames_only=args.online)]
+        if args.coco_json or args.coco_images:
+            if not (args.coco_json and args.coco_images):
+                raise ValueError("--coco-json and --coco-images go together")
+            parts.append(CocoInstanceImages(args.coco_json, args.coco_images))
+        model = binary_maskrcnn(args.init, args.arch, min_size=args.min_size,
+                                max_size=args.max_size)
+    except (DatasetError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    torch.manual_seed(args.seed)
+    dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+    losses = train(model, dataset, args.out, args.arch, args.iters, args.batch_size, args.lr,
+                   str(resolve_device(args.device)), args.checkpoint_period, args.warmup,
+                   args.seed)
+    if losses:
+        print(f"iterations done: {len(losses)}; last loss {losses[-1]:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

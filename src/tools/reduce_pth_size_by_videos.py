@@ -1,0 +1,58 @@
+"""Split a split-wide proposals file into per-video files, keeping the TOPK best per frame.
+
+Usage (the original README's command)::
+
+    python src/tools/reduce_pth_size_by_videos.py PREDICTIONS.pth SPLIT TOPK
+
+PREDICTIONS.pth is maskrcnn-benchmark's ``predictions.pth`` (a pickled list of BoxList, read
+without maskrcnn-benchmark by a restricted unpickler) or this project's split-wide file. SPLIT
+(train, trainval, test271, valid, train_testdev_ot, train_all) is resolved with ``dmm.data``
+under ``--root`` to get the frame index (videos sorted, frames sorted) that maps list positions
+to (video, frame). Writes ``<folder of PREDICTIONS.pth>/videos_top<TOPK>/<video>.pth`` and
+``vidfid2index.json`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+
+import torch
+
+from dmm.config import get_cfg_defaults
+from dmm.data import DatasetError, YouTubeVOS, frame_index
+from dmm.proposals.reduce import load_split_predictions, output_dir, reduce_by_videos
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = get_cfg_defaults()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("predictions", help="split-wide predictions file")
+    parser.add_argument("split", help="split name of the predictions")
+    parser.add_argument("topk", type=int, help="proposals kept per frame (best scores)")
+    parser.add_argument("--root", default=cfg.DATA.ROOT, help="YouTube-VOS root")
+    parser.add_argument("--split-dir", default=cfg.DATA.SPLIT_DIR, help="split meta folder")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: <dir of predictions>/videos_top<topk>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    parser.add_argument("--half", action="store_true", help="store masks as float16")
+    args = parser.parse_args(argv)
+
+    out = args.out or output_dir(args.predictions, args.topk)
+    try:
+        index = frame_index(YouTubeVOS(args.root, args.split, split_dir=args.split_dir))
+        frames = load_split_predictions(args.predictions)
+        written = reduce_by_videos(frames, index, out, args.topk, overwrite=args.overwrite,
+                                   mask_dtype=torch.float16 if args.half else None)
+    except (DatasetError, FileNotFoundError, FileExistsError, ValueError,
+            pickle.UnpicklingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(index)} videos ({len(frames)} frames, top {args.topk}) to {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dmm.config import load_config
+from dmm.data import build_reader
+from dmm.model.checkpoint import save_checkpoint
+from dmm.model.dmmnet import DMMNet
+from dmm.segment import main as segment_main
+from dmm.segment import read_frames
+
+SMALL = ["MODEL.BACKBONE", "resnet18", "MODEL.PRETRAINED", "none", "DATA.INPUT_H", "64", "DATA.INPUT_W", "112",
+         "DEVICE", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    cfg = load_config("synthetic", SMALL)
+    torch.manual_seed(0)
+    model = DMMNet.from_config(cfg)
+    path = tmp_path_factory.mktemp("ckpt") / "epo00_iter00000"
+    save_checkpoint(path, model, {}, cfg, 0, 0)
+    return path
+
+
+def test_segment_a_folder_of_frames(synthetic_root, synthetic_proposals, checkpoint, tmp_path):
+    reader = build_reader(load_config("synthetic", ["DATA.ROOT", str(synthetic_root)]).DATA, "valid")
+    video = next(v for v in reader.videos if all(o.first_index == 0 for o in reader.info(v).objects.values()))
+    frames = reader.info(video).frames
+    first = reader.annotation(video, frames[0])
+    mask = tmp_path / "first.png"
+    Image.fromarray(first).save(mask)  # a grayscale PNG of ids, as a user might write it
+    rc = segment_main(["--input", str(synthetic_root / "valid" / "JPEGImages" / video), "--mask", str(mask),
+                       "--checkpoint", str(checkpoint), "--proposals", str(synthetic_proposals / "valid"),
+                       "--out", str(tmp_path / "out"), "--name", video, "--config", "synthetic", *SMALL])
+    assert rc == 0
+    written = sorted(p.stem for p in (tmp_path / "out" / "masks").iterdir())
+    assert written == frames
+    labels = np.array(Image.open(tmp_path / "out" / "masks" / f"{frames[0]}.png"))
+    assert np.array_equal(labels, first)
+    later = np.array(Image.open(tmp_path / "out" / "masks" / f"{frames[-1]}.png"))
+    assert later.shape == first.shape and set(np.unique(later)) <= set(np.unique(first))
+    gif = tmp_path / "out" / "overlay.gif"
+    assert gif.is_file() and Image.open(gif).n_frames == len(frames)
+
+
+def test_segment_reports_bad_input(synthetic_root, checkpoint, tmp_path, capsys):
+    video_dir = next((synthetic_root / "valid" / "JPEGImages").iterdir())
+    empty = tmp_path / "empty.png"
+    Image.fromarray(np.zeros((72, 128), np.uint8)).save(empty)
+    args = ["--input", str(video_dir), "--checkpoint", str(checkpoint), "--proposals", str(tmp_path),
+            "--out", str(tmp_path / "out"), "--config", "synthetic", *SMALL]
+    assert segment_main([*args[:2], "--mask", str(empty), *args[2:]]) == 2
+    assert "no object" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.png"
+    Image.fromarray(np.ones((10, 10), np.uint8)).save(wrong)
+    assert segment_main([*args[:2], "--mask", str(wrong), *args[2:]]) == 2
+    assert "wrong.png" in capsys.readouterr().err
+    ok = tmp_path / "ok.png"
+    Image.fromarray(np.pad(np.ones((10, 10), np.uint8), ((0, 62), (0, 118)))).save(ok)
+    assert segment_main([*args[:2], "--mask", str(ok), *args[2:]]) == 2  # no <name>.pth in --proposals
+    assert "video.pth" in capsys.readouterr().err
+
+
+def test_read_frames_from_a_video_file(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 48))
+    for i in range(4):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    frames = list(read_frames(path))
+    assert [name for name, _ in frames] == ["00000", "00001", "00002", "00003"]
+    assert all(image.shape == (48, 64, 3) for _, image in frames)
+    with pytest.raises(ValueError, match="no such frame folder"):
+        list(read_frames(tmp_path / "missing.mp4"))

@@ -1,0 +1,93 @@
+import torch
+
+from dmm.data import YouTubeVOS
+from dmm.proposals import extract, train_propnet
+from dmm.proposals.model import load_maskrcnn
+from dmm.proposals.store import ProposalStore
+
+SMALL = dict(min_size=64, max_size=128)
+# fewer region proposals and sampled rois than the defaults: the same code, less CPU time
+FAST = dict(SMALL, rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100,
+            rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=100, box_batch_size_per_image=64)
+
+
+def _batch_loss(model, dataset, idx):
+    torch.manual_seed(123)  # the roi samplers draw from the global generator
+    model.train()
+    batch = [dataset[i] for i in idx]
+    with torch.no_grad():
+        return sum(model([b[0] for b in batch], [b[1] for b in batch]).values()).item()
+
+
+def test_training_reduces_loss_resumes_and_feeds_extractor(synthetic_root, tmp_path):
+    reader = YouTubeVOS(synthetic_root, "train_all")
+    data = train_propnet.VideoInstanceFrames(reader)
+    assert len(data) == 12
+    image, target = data[0]
+    assert target["labels"].eq(1).all() and target["masks"].shape[1:] == image.shape[1:]
+    assert (target["boxes"][:, 2:] > target["boxes"][:, :2]).all()
+
+    torch.manual_seed(0)
+    model = train_propnet.binary_maskrcnn(None, "resnet18_fpn", **FAST)
+    idx = [0, 5, 10]
+    before = _batch_loss(model, data, idx)
+    out = tmp_path / "propnet"
+    kw = dict(batch_size=3, lr=0.01, checkpoint_period=3, warmup=2, progress=False)
+    losses = train_propnet.train(model, data, out, "resnet18_fpn", 3, **kw)
+    assert len(losses) == 3 and (out / "model_0000003.pth").is_file()
+    # a fresh run resumes at iteration 4
+    torch.manual_seed(0)
+    model2 = train_propnet.binary_maskrcnn(None, "resnet18_fpn", **FAST)
+    more = train_propnet.train(model2, data, out, "resnet18_fpn", 8, **kw)
+    assert len(more) == 5
+    after = _batch_loss(model2, data, idx)
+    assert after < 0.95 * before, (before, after)
+
+    # the checkpoint loads into the extractor (arch and classes come from the file)
+    net = load_maskrcnn(out / "model_final.pth", "resnext101_32x8d_fpn", **SMALL)
+    assert net.roi_heads.box_predictor.cls_score.out_features == 2
+    video = reader.videos[0]
+    assert extract.main(["--root", str(synthetic_root), "--split", "train_all", "--out",
+                         str(tmp_path / "props"), "--weights", str(out / "model_final.pth"),
+                         "--min-size", "64", "--max-size", "128", "--device", "cpu",
+                         "--videos", video]) == 0
+    assert sorted(ProposalStore(tmp_path / "props").video(video)) == reader.frames(video)
+
+
+def test_online_uses_first_frames_only(synthetic_root):
+    reader = YouTubeVOS(synthetic_root, "valid")
+    data = train_propnet.VideoInstanceFrames(reader, first_frames_only=True)
+    expected = {(v, f) for v in reader.videos for f in reader.info(v).first_appearances()}
+    assert set(data.items) == expected
+    for i in range(len(data)):
+        assert len(data[i][1]["boxes"]) > 0
+
+
+def test_coco_instances_are_foreground_targets(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "images" / "a.jpg")
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "images" / "b.jpg")
+    square = [[10, 10, 30, 10, 30, 30, 10, 30]]
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 40, "width": 60},
+                   {"id": 2, "file_name": "b.jpg", "height": 40, "width": 60}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 3, "segmentation": square, "area": 400,
+             "bbox": [10, 10, 20, 20], "iscrowd": 0},
+            {"id": 2, "image_id": 2, "category_id": 1, "segmentation": square, "area": 400,
+             "bbox": [10, 10, 20, 20], "iscrowd": 1},  # crowd only: image skipped
+        ],
+        "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
+    }
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    data = train_propnet.CocoInstanceImages(tmp_path / "instances.json", tmp_path / "images")
+    assert len(data) == 1
+    image, target = data[0]
+    assert image.shape == (3, 40, 60) and target["labels"].tolist() == [1]
+    assert target["boxes"].tolist() == [[10, 10, 30, 30]]  # pixels 10..29, half-open
+    assert target["masks"].shape == (1, 40, 60) and target["masks"].sum() > 300
