@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "model"))
 from reference_matching import reference_matching  # noqa: E402
 
 from dmm.model.matching import hungarian_matching, relaxed_matching  # noqa: E402
+from timing import best_time  # benchmarks/timing.py
 
 SETTINGS = {"eval": (10, 5), "train": (40, 5), "default": (400, 50)}
 
@@ -33,20 +33,6 @@ def problems(batch: int, max_n: int = 5, m: int = 50, seed: int = 0):
     cost = -(0.7 * cosine + 0.3 * iou)
     valid = torch.arange(max_n)[None, :, None] < n[:, None, None]
     return cost, valid.expand(batch, max_n, m).clone(), n.tolist()
-
-
-def timed(fn, device: torch.device, repeat: int) -> float:
-    """Best wall time of ``repeat`` runs, seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def main() -> None:
@@ -64,14 +50,14 @@ def main() -> None:
         for setting, (it, pit) in SETTINGS.items():
             ref_cost, ref_valid, ref_n = problems(args.reference_problems, seed=1)
             ref_cost = ref_cost.to(device)
-            ref_s = timed(lambda: [reference_matching(ref_cost[i, :k], it, pit, 0.1) for i, k in enumerate(ref_n)],
+            ref_s = best_time(lambda: [reference_matching(ref_cost[i, :k], it, pit, 0.1) for i, k in enumerate(ref_n)],
                           device, 1) / len(ref_n)
             for batch in (1, 8, 64):
                 cost, valid, _ = problems(batch, seed=batch)
                 cost, valid = cost.to(device), valid.to(device)
                 relaxed_matching(cost, valid, it, pit, 0.1)  # warm-up
-                s = timed(lambda: relaxed_matching(cost, valid, it, pit, 0.1), device, args.repeat) / batch
-                hung_s = timed(lambda: hungarian_matching(cost, valid), device, args.repeat) / batch
+                s = best_time(lambda: relaxed_matching(cost, valid, it, pit, 0.1), device, args.repeat) / batch
+                hung_s = best_time(lambda: hungarian_matching(cost, valid), device, args.repeat) / batch
                 out = relaxed_matching(cost, valid, it, pit, 0.1)
                 opt = hungarian_matching(cost, valid)
                 rows = valid.any(2)

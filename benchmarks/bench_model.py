@@ -12,7 +12,6 @@ the same outputs. Runs on CPU, and on CUDA too when present.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -24,21 +23,9 @@ from dmm.model.cost import cosine_similarity, similarity
 from dmm.model.dmmnet import pad_proposals
 from dmm.model.roi_features import mask_boxes
 from dmm.proposals.structures import Proposals
+from timing import best_time  # benchmarks/timing.py
 
 H, W, M = 255, 448, 50
-
-
-def timed(fn, device, repeat):
-    best = float("inf")
-    for _ in range(repeat):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def flops(fn):
@@ -107,7 +94,7 @@ def main():
                         if layout == "2019" and name not in ("decoder", "step", "frame"):
                             continue
                         fn()  # warm-up
-                        results[layout, name] = (timed(fn, device, args.repeat), flops(fn))
+                        results[layout, name] = (best_time(fn, device, args.repeat), flops(fn))
                     outs = model.step(feats, templates, props, masks, masks, masks, valid)
                     results[layout, "out"] = outs.refined
                 model.decoder.shared_gate_conv = True

@@ -35,6 +35,8 @@ from .engine.visualize import write_overlay_animation
 from .io import atomic_dir
 from .model.checkpoint import load_weights
 from .model.dmmnet import DMMNet
+from .proposals.extract import extract_split
+from .proposals.model import load_maskrcnn
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 
@@ -122,7 +124,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--proposals", type=Path, help="folder with <name>.pth proposals")
     src.add_argument("--propnet", type=Path, help="proposal-net checkpoint to compute proposals")
-    p.add_argument("--propnet-backbone", default="resnet50_fpn_v2", help="architecture of --propnet")
+    p.add_argument("--propnet-arch", default="resnext101_32x8d_fpn",
+                   help="architecture of --propnet when the file does not say (see dmm.proposals.extract)")
+    p.add_argument("--propnet-size", type=int, nargs=2, default=(800, 1333), metavar=("MIN", "MAX"),
+                   help="the proposal net's input resize (shorter side, longer side cap)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--name", default="video", help="name of the video (the proposal file's stem)")
     p.add_argument("--config", default="eval", help="config the checkpoint was trained with (name or yaml)")
@@ -146,13 +151,17 @@ def main(argv=None) -> int:
             print(f"error: {proposal_dir / (args.name + '.pth')} not found (proposals are looked up by --name)",
                   file=sys.stderr)
             return 2
-    else:
-        from .proposals.extract import extract_videos
-
-        proposal_dir = work / "proposals"
-        extract_videos(build_reader(cfg.DATA, "valid"), [args.name], proposal_dir,
-                       weights=args.propnet, architecture=args.propnet_backbone)
     device = resolve_device(cfg.DEVICE)
+    if args.propnet is not None:
+        proposal_dir = work / "proposals"
+        shutil.rmtree(proposal_dir, ignore_errors=True)
+        try:
+            propnet = load_maskrcnn(args.propnet, args.propnet_arch, detections_per_img=cfg.PROPOSALS.TOPK,
+                                    min_size=args.propnet_size[0], max_size=args.propnet_size[1])
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        extract_split(propnet, build_reader(cfg.DATA, "valid"), proposal_dir, device=device, videos=[args.name])
     model = DMMNet.from_config(cfg)
     load_weights(model, args.checkpoint)
     model.to(device).eval()

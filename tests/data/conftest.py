@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_writers import box_mask, meta_from_masks, write_video
+from .data_writers import box_mask, meta_from_masks, write_video
 from dmm.data.palette import save_palette_png
 
 

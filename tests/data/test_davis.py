@@ -3,7 +3,7 @@ import pytest
 
 from dmm.data import DAVIS, DatasetError
 
-from data_writers import box_mask, write_video
+from .data_writers import box_mask, write_video
 
 
 @pytest.fixture

@@ -1,4 +1,3 @@
-import shutil
 
 import cv2
 import numpy as np
@@ -77,3 +76,28 @@ def test_read_frames_from_a_video_file(tmp_path):
     assert all(image.shape == (48, 64, 3) for _, image in frames)
     with pytest.raises(ValueError, match="no such frame folder"):
         list(read_frames(tmp_path / "missing.mp4"))
+
+
+def test_segment_computes_proposals_with_a_proposal_net(synthetic_root, checkpoint, tmp_path):
+    from dmm.proposals.model import build_maskrcnn
+
+    torch.manual_seed(0)
+    propnet = tmp_path / "propnet.pth"
+    torch.save(build_maskrcnn("resnet18_fpn", num_classes=2, min_size=64, max_size=128).state_dict(), propnet)
+    frames_dir = tmp_path / "frames"
+    video_dir = next((synthetic_root / "valid" / "JPEGImages").iterdir())
+    frames_dir.mkdir()
+    for jpg in sorted(video_dir.iterdir())[:3]:
+        shutil.copy(jpg, frames_dir / jpg.name)
+    first = np.zeros((72, 128), np.uint8)
+    first[20:40, 30:60] = 255  # a 0/255 mask: one object
+    Image.fromarray(first).save(tmp_path / "mask.png")
+    rc = segment_main(["--input", str(frames_dir), "--mask", str(tmp_path / "mask.png"), "--checkpoint", str(checkpoint),
+                       "--propnet", str(propnet), "--propnet-arch", "resnet18_fpn", "--propnet-size", "64", "128",
+                       "--out", str(tmp_path / "out"), "--config", "synthetic", *SMALL])
+    assert rc == 0
+    assert (tmp_path / "out" / "work" / "proposals" / "video.pth").is_file()
+    masks = sorted(p.name for p in (tmp_path / "out" / "masks").iterdir())
+    assert masks == [f"{p.stem}.png" for p in sorted(frames_dir.iterdir())]
+    labels = np.array(Image.open(tmp_path / "out" / "masks" / masks[0]))
+    assert set(np.unique(labels)) == {0, 1}

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from dmm.metrics.__main__ import main
 
-from metric_masks import write_video
+from .metric_masks import write_video
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (60, 90)  # radius ceil(0.008 * 108.2) = 1

@@ -10,7 +10,7 @@ import pytest
 
 from dmm.metrics import MetricsInputError, evaluate_folders, score_folders, youtube_summary
 
-from metric_masks import rect, write_labels, write_video
+from .metric_masks import rect, write_labels, write_video
 
 SHAPE = (24, 32)
 

@@ -9,7 +9,7 @@ import pytest
 
 from dmm.metrics.measures import boundary_map, dilation_radius, disk, f_measure, frame_scores, jaccard
 
-from metric_masks import rect
+from .metric_masks import rect
 
 
 def reference_boundary(seg: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dmm.model import DMMNet
-from model_helpers import small_cfg
+from .model_helpers import small_cfg
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 from dmm.model import DMMNet
 from dmm.model.checkpoint import load_checkpoint, load_weights, save_checkpoint
 
-from model_helpers import small_cfg
+from .model_helpers import small_cfg
 
 KEYS_FILE = Path("/work/shared/reference/original_checkpoint_keys.json")
 if not KEYS_FILE.is_file():

@@ -6,9 +6,9 @@ import torch
 from dmm.model import DMMNet
 from dmm.model.matching import relaxed_matching
 
-from model_helpers import small_cfg
-from test_dmmnet import H, W, proposals_from, scene
-from test_matching import random_batch
+from .model_helpers import small_cfg
+from .test_dmmnet import proposals_from, scene
+from .test_matching import random_batch
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

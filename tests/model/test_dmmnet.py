@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dmm.config import get_cfg_defaults
-from dmm.model import DMMNet, weighted_total
+from dmm.model import weighted_total
 from dmm.model.roi_features import mask_boxes, roi_features
 from dmm.proposals.structures import Proposals
 

@@ -7,7 +7,7 @@ from dmm.config import get_cfg_defaults
 from dmm.model.matching import (build_matcher, greedy_start, hungarian_matching, keep_assignment,
                                 matched_masks, relaxed_matching, sinkhorn_matching)
 
-from reference_matching import reference_greedy_start, reference_matching
+from .reference_matching import reference_greedy_start, reference_matching
 
 
 def random_batch(seed: int, count: int, max_n: int = 10, max_m: int = 60, dtype=torch.float32):

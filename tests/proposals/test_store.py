@@ -50,8 +50,8 @@ def test_store_caches_videos_lru(tmp_path, monkeypatch):
     for v in ("a", "b", "c"):
         write_video_proposals(tmp_path / f"{v}.pth", _frames())
     loads = []
-    real = store_mod.read_video_proposals
-    monkeypatch.setattr(store_mod, "read_video_proposals", lambda p: loads.append(p) or real(p))
+    real = store_mod._load_video_file
+    monkeypatch.setattr(store_mod, "_load_video_file", lambda p: loads.append(p) or real(p))
     store = ProposalStore(tmp_path, cache_size=2)
     for v, f in [("a", "00000"), ("a", "00005"), ("b", "00000"), ("a", "00010"), ("c", "00000"),
                  ("a", "00000"), ("b", "00000")]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import zipfile
 from pathlib import Path
 
@@ -12,22 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from .tool_loader import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
 H, W = 12, 16
 FRAMES = {"v1": ["00000", "00005", "00010"], "v2": ["00000", "00005"], "v3": ["00003"]}
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        "check_submission", REPO / "src/tools/check_submission.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_tool("check_submission")
 
 
 def write_split(root: Path, frames: dict[str, list[str]] = FRAMES) -> tuple[Path, Path]:

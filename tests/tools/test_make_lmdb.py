@@ -1,15 +1,12 @@
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 
 from dmm.config import load_config
 from dmm.data import YouTubeVOS, build_reader
 
-TOOL = Path(__file__).resolve().parents[2] / "src" / "tools" / "make_lmdb.py"
-spec = importlib.util.spec_from_file_location("make_lmdb_tool", TOOL)
-make_lmdb_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_lmdb_tool)
+from .tool_loader import load_tool
+
+make_lmdb_tool = load_tool("make_lmdb")
 
 
 def test_lmdb_gives_identical_arrays(synthetic_root, tmp_path):

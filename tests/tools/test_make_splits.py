@@ -1,13 +1,11 @@
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 
-TOOL = Path(__file__).resolve().parents[2] / "src" / "tools" / "make_splits.py"
-spec = importlib.util.spec_from_file_location("make_splits_tool", TOOL)
-make_splits_tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(make_splits_tool)
+from .tool_loader import load_tool
+
+make_splits_tool = load_tool("make_splits")
 
 
 def _write_fake_train(root: Path, ids: list[str]) -> dict:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +12,13 @@ from PIL import Image
 from dmm.data.palette import save_palette_png
 from dmm.data.youtubevos import YouTubeVOS
 
+from .tool_loader import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
 H, W = 24, 32
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        "make_train_online_dataset", REPO / "src/tools/make_train_online_dataset.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
+tool = load_tool("make_train_online_dataset")
 
 
 def _frame(seed: int) -> np.ndarray:

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,8 +11,10 @@ from dmm.data.synthetic import SyntheticConfig, generate
 from dmm.proposals.store import ProposalStore, write_split_proposals
 from dmm.proposals.structures import Proposals
 
+from .tool_loader import load_tool, tool_path
+
 REPO = Path(__file__).resolve().parents[2]
-TOOL = REPO / "src" / "tools" / "reduce_pth_size_by_videos.py"
+TOOL = tool_path("reduce_pth_size_by_videos")
 WRITER = REPO / "tests" / "proposals" / "legacy_writer.py"
 
 
@@ -31,16 +32,11 @@ def run_tool(*args):
                           text=True)
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("reduce_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_main(capsys, *args):
     """The tool's main() in this process (faster): returns (exit code, stderr)."""
-    code = _load_tool().main([str(a) for a in args])
+    code = load_tool("reduce_pth_size_by_videos").main([str(a) for a in args])
     return code, capsys.readouterr().err
 
 

@@ -64,6 +64,9 @@ _C.MODEL.PROP_CHANNELS = 128
 _C.MODEL.ROI_SIZE = 14
 _C.MODEL.ROI_SAMPLING_RATIO = 2
 _C.MODEL.ROI_ALIGNED = False  # maskrcnn-benchmark's convention
+# How the spatial mean of each ROIAlign is computed: "separable" (the same numbers through two
+# small matrix products, much faster backward on CPU) or "torchvision" (ops.roi_align, then mean).
+_C.MODEL.ROI_POOL = "separable"
 _C.MODEL.HIDDEN_SIZE = 128
 _C.MODEL.KERNEL_SIZE = 3
 _C.MODEL.DECODER_CHANNELS = [128, 64, 32, 16]  # coarse to fine

@@ -89,7 +89,7 @@ class DMMNet(nn.Module):
 
     def __init__(self, encoder: Encoder, decoder: Decoder, matcher: Matcher, iou_weight: float = 0.3,
                  iou_threshold: float = 0.5, roi_size: int = 14, roi_sampling_ratio: int = 2,
-                 roi_aligned: bool = False) -> None:
+                 roi_aligned: bool = False, roi_pool: str = "separable") -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -99,6 +99,7 @@ class DMMNet(nn.Module):
         self.roi_size = roi_size
         self.roi_sampling_ratio = roi_sampling_ratio
         self.roi_aligned = roi_aligned
+        self.roi_pool = roi_pool
 
     @classmethod
     def from_config(cls, cfg) -> "DMMNet":
@@ -112,14 +113,16 @@ class DMMNet(nn.Module):
         decoder = Decoder(m.SKIP_CHANNELS, channels, m.KERNEL_SIZE)
         return cls(encoder, decoder, build_matcher(cfg.MATCHING), iou_weight=m.IOU_WEIGHT,
                    iou_threshold=m.IOU_MASK_THRESHOLD, roi_size=m.ROI_SIZE,
-                   roi_sampling_ratio=m.ROI_SAMPLING_RATIO, roi_aligned=m.ROI_ALIGNED)
+                   roi_sampling_ratio=m.ROI_SAMPLING_RATIO, roi_aligned=m.ROI_ALIGNED,
+                   roi_pool=m.ROI_POOL)
 
     def encode(self, images: torch.Tensor) -> Features:
         """images: (B, 3, H, W) normalised -> :class:`Features`."""
         return self.encoder(images)
 
     def _roi(self, features: Features, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
-        return roi_features(features.props, boxes, self.roi_size, self.roi_sampling_ratio, self.roi_aligned)
+        return roi_features(features.props, boxes, self.roi_size, self.roi_sampling_ratio, self.roi_aligned,
+                            self.roi_pool)
 
     def template_features(self, features: Features, masks: torch.Tensor) -> torch.Tensor:
         """ROI features of the tight box of each mask (the whole image if empty).

@@ -73,13 +73,23 @@ def _check_header(obj: Any, fmt: str, path: Path) -> None:
                          f"(this code reads version {VERSION})")
 
 
+def _load_video_file(path: Path) -> dict[str, Any]:
+    """The checked raw contents of a per-video file, memory-mapped.
+
+    With ``mmap=True`` the tensors stay on disk until a frame is read, so holding a long
+    video's file costs (almost) nothing until its frames are used.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"proposal file {path} does not exist")
+    obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    _check_header(obj, FORMAT, path)
+    return obj
+
+
 def read_video_proposals(path: str | os.PathLike) -> dict[str, Proposals]:
     """``{frame: Proposals}`` of one per-video file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"proposal file {path} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    _check_header(obj, FORMAT, path)
+    obj = _load_video_file(path)
     video = obj.get("video", path.stem)
     return {f: proposals_from_dict(d, f"video {video!r} frame {f!r} in {path}")
             for f, d in obj["frames"].items()}
@@ -101,8 +111,9 @@ def split_proposals_from_object(obj: Any, path: Path) -> list[Proposals]:
 class ProposalStore:
     """Serves per-frame proposals from a folder of per-video files.
 
-    Per-video files are kept in a small LRU cache, so reading the frames of one video in turn
-    loads its file once.
+    Per-video files are kept (memory-mapped, unconverted) in a small LRU cache, so reading the
+    frames of one video in turn opens its file once, and a frame's tensors are read and
+    converted only when that frame is asked for.
 
     Args:
         root: folder holding ``<video>.pth`` files.
@@ -114,7 +125,7 @@ class ProposalStore:
         if not self.root.is_dir():
             raise FileNotFoundError(f"proposal folder {self.root} does not exist")
         self.cache_size = max(int(cache_size), 1)
-        self._cache: OrderedDict[str, dict[str, Proposals]] = OrderedDict()
+        self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def path(self, video: str) -> Path:
         return self.root / f"{video}.pth"
@@ -127,8 +138,7 @@ class ProposalStore:
     def __contains__(self, video: str) -> bool:
         return self.path(video).is_file()
 
-    def video(self, video: str) -> dict[str, Proposals]:
-        """``{frame: Proposals}`` of ``video`` (cached)."""
+    def _raw(self, video: str) -> dict[str, Any]:
         if video in self._cache:
             self._cache.move_to_end(video)
             return self._cache[video]
@@ -136,17 +146,22 @@ class ProposalStore:
         if not path.is_file():
             raise FileNotFoundError(
                 f"no proposals for video {video!r}: {path} does not exist")
-        frames = read_video_proposals(path)
-        self._cache[video] = frames
+        raw = _load_video_file(path)["frames"]
+        self._cache[video] = raw
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return frames
+        return raw
+
+    def video(self, video: str) -> dict[str, Proposals]:
+        """``{frame: Proposals}`` of every frame of ``video``."""
+        return {f: self.get(video, f) for f in self._raw(video)}
 
     def get(self, video: str, frame: str) -> Proposals:
         """The proposals of ``frame`` of ``video``."""
-        frames = self.video(video)
+        frames = self._raw(video)
         try:
-            return frames[frame]
+            entry = frames[frame]
         except KeyError:
             raise KeyError(f"no proposals for frame {frame!r} of video {video!r} in "
                            f"{self.path(video)}") from None
+        return proposals_from_dict(entry, f"video {video!r} frame {frame!r} in {self.path(video)}")
