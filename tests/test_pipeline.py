@@ -1,0 +1,32 @@
+"""The end-to-end command (``python -m dmm.pipeline``) at a tiny size."""
+
+import json
+
+from dmm.pipeline import main
+
+
+def test_tiny_pipeline_prints_the_table_and_writes_every_output(tmp_path, capsys):
+    root, props, out = tmp_path / "synthetic", tmp_path / "proposals", tmp_path / "run"
+    opts = ["DATA.ROOT", str(root), "PROPOSALS.TRAIN_DIR", str(props / "train"),
+            "PROPOSALS.EVAL_DIR", str(props / "valid"), "OUTPUT_DIR", str(out), "DEVICE", "cpu"]
+    assert main(["--tiny", "--gifs", "1", *opts]) == 0
+    printed = capsys.readouterr().out
+    for row in ("DMM-Net (trained here)", "first-frame mask copied", "proposal IoU + Hungarian"):
+        assert row in printed
+    assert "J_mean" in printed and "F_decay" in printed
+    results = out / "eval" / "valid"
+    scores = json.loads((results / "scores.json").read_text())
+    assert set(scores) == {"dmmnet", "copy_first", "iou_hungarian"}
+    for method, summary in scores.items():
+        assert 0.0 <= summary["JF_mean"] <= 1.0, method
+        videos = sorted(p.name for p in (results / method).iterdir())
+        assert videos == sorted(p.name for p in (root / "valid" / "JPEGImages").iterdir())
+    for name in ("scores.md", "jf_per_video.png", "config.yaml"):
+        assert (results / name).is_file(), name
+    assert len(list((results / "overlays").glob("*.gif"))) == 1
+    assert (out / "loss_curves.png").is_file()
+    # a rerun finds everything done and reprints the same table
+    assert main(["--tiny", "--gifs", "1", *opts]) == 0
+    again = capsys.readouterr().out
+    assert "synthetic dataset found" in again
+    assert json.loads((results / "scores.json").read_text()) == scores
