@@ -28,7 +28,7 @@ from PIL import Image
 from .config import load_config
 from .data import build_reader
 from .data.palette import save_palette_png
-from .engine.distributed import resolve_device
+from .device import resolve_device
 from .engine.inference import Segmenter, segment_videos
 from .engine.proposal_source import ProposalSource
 from .engine.visualize import write_overlay_animation

@@ -24,6 +24,7 @@ from yacs.config import CfgNode
 from ..data.frames import VideoStream
 from ..data.palette import save_palette_png
 from ..io import atomic_dir
+from ..model.cost import mask_iou as batched_mask_iou
 from .inference import ProposalFn, compose_labels, pending_videos
 from .proposal_source import matching_proposals
 
@@ -31,12 +32,8 @@ BASELINES = ("copy_first", "iou_hungarian")
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of binary masks. a: (O, H, W) bool, b: (M, H, W) bool. Returns (O, M) float."""
-    a = a.flatten(1).float()
-    b = b.flatten(1).float()
-    inter = a @ b.T
-    union = a.sum(1, keepdim=True) + b.sum(1)[None] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+    """IoU of binary masks (the cost's own IoU, one frame). a: (O, H, W) bool, b: (M, H, W) bool -> (O, M)."""
+    return batched_mask_iou(a[None], b[None])[0]
 
 
 def hungarian_step(prev: torch.Tensor, proposals: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from dmm.config import get_cfg_defaults
 from dmm.data import DatasetError, YouTubeVOS
+from dmm.device import resolve_device
 from dmm.proposals.model import ARCHS, COCO_NUM_CLASSES, load_maskrcnn
 from dmm.proposals.store import write_video_proposals
 from dmm.proposals.structures import Proposals
@@ -73,12 +74,6 @@ def extract_split(model: MaskRCNN, reader, out_dir: str | Path, batch_size: int 
         write_video_proposals(out_dir / f"{video}.pth", result, video=video)
     bar.close()
     return len(todo)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def main(argv: list[str] | None = None) -> int:

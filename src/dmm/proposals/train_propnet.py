@@ -28,8 +28,8 @@ from tqdm import tqdm
 
 from dmm.config import get_cfg_defaults
 from dmm.data import DatasetError, YouTubeVOS
+from dmm.device import resolve_device
 from dmm.io import save_torch
-from dmm.proposals.extract import resolve_device
 from dmm.proposals.model import ARCHS, CHECKPOINT_FORMAT, load_maskrcnn
 
 Target = dict[str, torch.Tensor]
