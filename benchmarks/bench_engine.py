@@ -6,7 +6,7 @@ then:
 
 * training: builds ``dmm.engine.trainer.Trainer`` and times ``--iters`` of its steps (data
   loading included, ``DATA.NUM_WORKERS 0``) after ``--warmup`` untimed ones;
-* inference: runs ``Segmenter`` + ``segment_videos`` on a one-video valid set of 20 frames and
+* inference: runs ``DMMTracker`` + ``segment_videos`` on a one-video valid set of 20 frames and
   one of 200 frames, each in a fresh subprocess, and measures frames/s, the peak memory of the
   inference process (the kernel's RSS high-water mark on the CPU, reset after imports so their
   transient peak does not hide it; ``torch.cuda.max_memory_allocated`` on CUDA), and, for
@@ -211,14 +211,14 @@ def trainer_steps(cfg, device: torch.device):
 
 def fallback_steps(cfg, device: torch.device):
     """The same work without ``Trainer`` (for a tree where it does not import): the config's
-    ``ClipDataset`` with ``ProposalSource``, ``ClipLoss`` forward, backward, two Adam steps
+    ``ClipDataset`` with ``TrainingProposals``, ``ClipLoss`` forward, backward, two Adam steps
     with the trainer's learning rates."""
     from torch.utils.data import DataLoader
 
     from dmm.data import build_reader
     from dmm.data.clips import ClipDataset, collate_clips
     from dmm.engine.clip_loss import ClipLoss
-    from dmm.engine.proposal_source import ProposalSource
+    from dmm.engine.proposal_source import TrainingProposals
     from dmm.model.dmmnet import DMMNet
 
     torch.manual_seed(cfg.SEED)
@@ -234,7 +234,7 @@ def fallback_steps(cfg, device: torch.device):
         torch.optim.Adam(model.decoder.parameters(), lr=sol.DECODER_LR, weight_decay=sol.WEIGHT_DECAY),
     ]
     dataset = ClipDataset.from_config(build_reader(cfg.DATA, cfg.DATA.TRAIN_SPLIT), cfg,
-                                      proposal_fn=ProposalSource(cfg.PROPOSALS.TRAIN_DIR))
+                                      proposal_fn=TrainingProposals(cfg.PROPOSALS.TRAIN_DIR))
     steps = cfg.DATA.LENGTH_CLIP - 1
 
     def batches(epoch: int):
@@ -319,8 +319,9 @@ def rss_now_and_peak(reset: bool) -> tuple[int, int]:
 def run_inference_child(opts: list[str]) -> dict:
     """Build the model, then segment the valid split once; returns speed and peak memory growth."""
     from dmm.data import build_reader
-    from dmm.engine.inference import Segmenter, segment_videos
+    from dmm.engine.inference import segment_videos
     from dmm.engine.proposal_source import ProposalSource
+    from dmm.engine.tracker import DMMTracker
     from dmm.model.dmmnet import DMMNet
 
     cfg = load_config("synthetic", opts)
@@ -337,8 +338,8 @@ def run_inference_child(opts: list[str]) -> dict:
     hwm = reset_peak_rss()
     rss_base, _ = rss_now_and_peak(hwm)
     tic = time.perf_counter()
-    segment_videos(Segmenter(model, cfg, device), reader, reader.videos, ProposalSource(cfg.PROPOSALS.EVAL_DIR),
-                   Path(cfg.OUTPUT_DIR) / "results", show_progress=False)
+    segment_videos(DMMTracker(model), reader, reader.videos, ProposalSource(cfg.PROPOSALS.EVAL_DIR),
+                   Path(cfg.OUTPUT_DIR) / "results", cfg, device=device, show_progress=False)
     _sync(device)
     seconds = time.perf_counter() - tic
     _, rss_peak = rss_now_and_peak(hwm)

@@ -3,8 +3,8 @@
 ResNet-50 at 255x448, 1 and 5 objects, 50 proposals, eval mode. Prints the breakdown (backbone,
 necks, ROI features, matching, decoder), the whole step (everything after the encoder) and the
 frame (encoder + step), each as a ratio to the backbone measured in the same run, for the fast
-decoder and the 2019 layout (three full gate convolutions per cell), and checks that both give
-the same outputs. Runs on CPU, and on CUDA too when present.
+decoder (the default, shared gate work) and the 2019 layout (three full gate convolutions per
+cell), and checks that both give the same outputs. Runs on CPU, and on CUDA too when present.
 
     .venv/bin/python benchmarks/bench_model.py [--repeat 3]
 """
@@ -16,13 +16,13 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from dmm.boxes import mask_boxes
 from dmm.config import get_cfg_defaults
 from dmm.model import DMMNet
 from dmm.model.backbone import resnet_stages
 from dmm.model.cost import cosine_similarity, similarity
 from dmm.model.dmmnet import pad_proposals
-from dmm.model.roi_features import mask_boxes
-from dmm.proposals.structures import Proposals
+from dmm.structures import Proposals
 from timing import best_time  # benchmarks/timing.py
 
 H, W, M = 255, 448, 50
@@ -42,7 +42,8 @@ def inputs(objects, device, seed=0):
         y, x = 20 + 40 * o, 30 + 70 * o
         masks[0, o, y:y + 80, x:x + 120] = 1
     prop_masks = torch.rand(M, H, W, generator=g) * (torch.rand(M, 1, 1, generator=g) > 0.5)
-    props = Proposals(mask_boxes(prop_masks, 0.4), torch.rand(M, generator=g), prop_masks, (H, W), "full")
+    props = Proposals(mask_boxes(prop_masks, 0.4, empty="legacy"), torch.rand(M, generator=g), prop_masks, (H, W),
+                      "full")
     return images.to(device), masks.to(device), [props.to(device)]
 
 
@@ -83,7 +84,7 @@ def main():
                     "roi features": lambda: (model.template_features(feats, masks),
                                              model.proposal_features(feats, padded)),
                     "matching": lambda: model.matcher.match(-sim, pair_valid, False),
-                    "decoder": lambda: model.decoder(feats.skips, [masks, masks, matched], valid),
+                    "decoder": lambda: model.decoder(feats.skips, [masks, masks, matched], valid)[0],
                     "step": lambda: model.step(feats, templates, props, masks, masks, masks, valid),
                     "frame": lambda: model.step(model.encode(images), templates, props, masks, masks, masks, valid),
                 }

@@ -30,7 +30,7 @@ from dmm.proposals.extract import detect
 from dmm.proposals.model import build_maskrcnn
 from dmm.proposals.ops import _expand_boxes, _paste_batched, _paste_boxes, paste_roi_masks
 from dmm.proposals.store import ProposalStore, write_video_proposals
-from dmm.proposals.structures import Proposals
+from dmm.structures import Proposals
 
 
 def timed(fn, repeat: int, sync=lambda: None) -> float:

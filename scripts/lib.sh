@@ -8,10 +8,11 @@
 
 cd "$REPO" || { echo "error: cannot enter the repository root $REPO" >&2; exit 1; }
 
-# dmm_die MESSAGE...: print "error: MESSAGE" to stderr and exit 1.
+# dmm_die MESSAGE...: print "error: MESSAGE" to stderr and exit 2 (bad input, as the Python
+# commands do).
 dmm_die() {
   printf 'error: %s\n' "$*" >&2
-  exit 1
+  exit 2
 }
 
 # dmm_python: set PY to the project's interpreter (.venv/bin/python, or $DMM_PYTHON when set),
@@ -65,16 +66,19 @@ dmm_require_exists() {
 
 # dmm_read_config MODE CONFIG [ARGS...]: read, through dmm.config.load_config, the paths the
 # run of `dmm.train` (MODE train) or `dmm.test` (MODE test) with these arguments will use, and
-# set them as shell variables (DMM_DATA_ROOT, DMM_TRAIN_IMAGES, DMM_TRAIN_META,
-# DMM_TRAIN_PROPOSALS, DMM_VAL_ENABLED, DMM_EVAL_SPLIT, DMM_EVAL_IMAGES, DMM_EVAL_META,
-# DMM_EVAL_PROPOSALS, DMM_CHECKPOINT, DMM_INIT, DMM_RESUME, DMM_OUTPUT_DIR, and DMM_RESULTS:
-# the folder dmm.test writes <video>/<frame>.png into). ARGS are the entry point's own:
+# set them as shell variables (DMM_DATA_ROOT, DMM_DEVICE, DMM_CUDA_GPUS: the CUDA GPUs torch
+# sees, DMM_TRAIN_IMAGES, DMM_TRAIN_META, DMM_TRAIN_PROPOSALS, DMM_VAL_ENABLED, DMM_EVAL_SPLIT,
+# DMM_EVAL_IMAGES, DMM_EVAL_META, DMM_EVAL_PROPOSALS, DMM_CHECKPOINT, DMM_INIT, DMM_RESUME,
+# DMM_OUTPUT_DIR, and DMM_RESULTS: the folder dmm.test writes <video>/<frame>.png into). ARGS
+# are the entry point's own:
 # options (--resume/--init/--checkpoint/--split/--out/--videos VALUE) and KEY VALUE overrides,
 # so the checks see exactly what the run will see.
 dmm_read_config() {
   _dmm_vars=$("$PY" - "$@" <<'EOF'
 import shlex, sys
 from pathlib import Path
+
+import torch
 
 from dmm.config import load_config
 from dmm.data.splits import resolve_split
@@ -107,7 +111,8 @@ def split_paths(split):
     return str(paths.images_dir / "JPEGImages"), str(paths.meta_path)
 
 eval_split = flags["--split"] or cfg.DATA.EVAL_SPLIT
-values = {"DATA_ROOT": cfg.DATA.ROOT, "EVAL_SPLIT": eval_split, "OUTPUT_DIR": cfg.OUTPUT_DIR,
+values = {"DATA_ROOT": cfg.DATA.ROOT, "DEVICE": cfg.DEVICE, "CUDA_GPUS": torch.cuda.device_count(),
+          "EVAL_SPLIT": eval_split, "OUTPUT_DIR": cfg.OUTPUT_DIR,
           "VAL_ENABLED": "1" if cfg.VAL.ENABLED else "0",
           "TRAIN_PROPOSALS": cfg.PROPOSALS.TRAIN_DIR, "EVAL_PROPOSALS": cfg.PROPOSALS.EVAL_DIR,
           "CHECKPOINT": flags["--checkpoint"] or cfg.TEST.CHECKPOINT,
@@ -119,8 +124,28 @@ values["EVAL_IMAGES"], values["EVAL_META"] = split_paths(eval_split)
 for key, value in values.items():
     print(f"DMM_{key}={shlex.quote(str(value))}")
 EOF
-  ) || exit 1
+  ) || exit 2
   eval "$_dmm_vars"
+}
+
+# dmm_describe_processes N: set DMM_PROCESSES to what N training processes will really run on
+# (the config's DEVICE and the CUDA GPUs torch sees, both read by dmm_read_config); exit when
+# DEVICE asks for CUDA and none is visible.
+dmm_describe_processes() {
+  case $DMM_DEVICE in
+    cuda*) [ "$DMM_CUDA_GPUS" -gt 0 ] ||
+      dmm_die "DEVICE $DMM_DEVICE asks for CUDA, but no CUDA GPU is visible (set DEVICE cpu or auto)" ;;
+  esac
+  if [ "$1" -gt 1 ]; then _dmm_procs="$1 processes"; else _dmm_procs="1 process"; fi
+  if [ "$DMM_DEVICE" = cpu ]; then
+    DMM_PROCESSES="$_dmm_procs on the CPU (DEVICE cpu)"
+  elif [ "$DMM_CUDA_GPUS" -eq 0 ]; then
+    DMM_PROCESSES="$_dmm_procs on the CPU (no CUDA GPU visible)"
+  elif [ "$1" -gt "$DMM_CUDA_GPUS" ]; then
+    DMM_PROCESSES="$_dmm_procs sharing $DMM_CUDA_GPUS CUDA GPU(s)"
+  else
+    DMM_PROCESSES="$_dmm_procs on $1 of $DMM_CUDA_GPUS CUDA GPU(s)"
+  fi
 }
 
 # dmm_check_split WHICH IMAGES META [HINT]: the dataset root, the split's JPEGImages and its

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install the project into it, once. Sourced or run by the other scripts.
+# The install is redone when the contents of requirements.txt or setup.py change (their
+# checksums are kept in the stamp file), not when a fresh clone merely gives them new dates.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python3}
@@ -8,10 +10,11 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.dmm-installed
-if [[ ! -f $stamp || requirements.txt -nt $stamp || setup.py -nt $stamp ]]; then
+wanted=$(cksum requirements.txt setup.py)
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$wanted" ]]; then
   echo "[setup] installing requirements (torch==2.14.1, torchvision==0.29.1, ...)"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
   .venv/bin/python -m pip install -q --no-deps -e .
-  touch "$stamp"
+  printf '%s\n' "$wanted" > "$stamp"
 fi

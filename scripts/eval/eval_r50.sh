@@ -1,11 +1,16 @@
 #!/bin/sh
-# Evaluate the released ResNet-50 DMM-Nets on YouTube-VOS trainval (val200) with the proposals
-# of the YouTube-VOS-tuned proposal net. Writes <OUT_ROOT>/<model>/eval/<split>/merged/
-# <video>/<frame>.png per model; then score with: sh scripts/metric/full_eval.sh <that merged dir>
+# Evaluate the released ResNet-50 DMM-Nets (or your own checkpoint) on YouTube-VOS trainval
+# (val200) with the proposals of the YouTube-VOS-tuned proposal net. Writes
+# <OUT_ROOT>/<model>/eval/<split>/merged/<video>/<frame>.png per released model, or, for
+# CHECKPOINT=<run>/<checkpoint>, <run>/eval/<checkpoint>/<split>/merged/; then score with:
+# sh scripts/metric/full_eval.sh <that merged dir>
 # Run from anywhere: sh scripts/eval/eval_r50.sh. Extra arguments go to dmm.test
 # (--split SPLIT, KEY VALUE overrides). Every variable below can be set from the environment.
 set -eu
 
+# Your own model: a checkpoint folder (holding trainer.pt) or a trainer.pt file. When set,
+# MODEL is not used.
+CHECKPOINT=${CHECKPOINT:-}
 # Which released model(s): ytb_255_50_matchloss_epo13 (match loss, epoch 13),
 # ytb_255_50 (no match loss, epoch 8), or both.
 MODEL=${MODEL:-both}
@@ -29,17 +34,34 @@ REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
 set -- --split "$SPLIT" "$@"
 [ -z "$GPUS" ] || export CUDA_VISIBLE_DEVICES="$GPUS"
 
-case $MODEL in
-  both) MODELS="ytb_255_50_matchloss_epo13 ytb_255_50" ;;
-  ytb_255_50_matchloss_epo13|ytb_255_50) MODELS=$MODEL ;;
-  *) dmm_die "MODEL must be ytb_255_50_matchloss_epo13, ytb_255_50 or both, got '$MODEL'" ;;
-esac
+if [ -n "$CHECKPOINT" ]; then
+  MODELS=own
+else
+  case $MODEL in
+    both) MODELS="ytb_255_50_matchloss_epo13 ytb_255_50" ;;
+    ytb_255_50_matchloss_epo13|ytb_255_50) MODELS=$MODEL ;;
+    *) dmm_die "MODEL must be ytb_255_50_matchloss_epo13, ytb_255_50 or both, got '$MODEL'; for your own model set CHECKPOINT=<run folder>/<checkpoint folder>" ;;
+  esac
+fi
 
 checkpoint_of() {
   case $1 in
     ytb_255_50_matchloss_epo13) echo "$CKPT_MATCHLOSS" ;;
     ytb_255_50) echo "$CKPT_NOMATCH" ;;
+    own) echo "$CHECKPOINT" ;;
   esac
+}
+
+# results_of MODEL: where dmm.test writes. Released models: $OUT_ROOT/<model>/eval/$SPLIT/merged;
+# your own checkpoint <run>/<ckpt> (or <run>/<ckpt>/trainer.pt): <run>/eval/<ckpt>/$SPLIT/merged.
+results_of() {
+  if [ "$1" != own ]; then
+    echo "$OUT_ROOT/$1/eval/$SPLIT/merged"
+    return 0
+  fi
+  ckpt=${CHECKPOINT%/}
+  [ -d "$ckpt" ] || ckpt=$(dirname -- "$ckpt")
+  echo "$(dirname -- "$ckpt")/eval/$(basename -- "$ckpt")/$SPLIT/merged"
 }
 
 # Check everything (data, proposals, every checkpoint) before running anything.
@@ -48,16 +70,20 @@ for m in $MODELS; do
   dmm_read_config test "$CONFIG" --checkpoint "$(checkpoint_of "$m")" "$@"
   dmm_check_split "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_IMAGES" "$DMM_EVAL_META"
   dmm_check_proposals "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS"
-  dmm_require_checkpoint "$DMM_CHECKPOINT" "checkpoint of $m"
+  if [ "$m" = own ]; then
+    dmm_require_checkpoint "$DMM_CHECKPOINT" "checkpoint"
+  else
+    dmm_require_checkpoint "$DMM_CHECKPOINT" "checkpoint of $m"
+  fi
 done
 
 for m in $MODELS; do
-  out=$OUT_ROOT/$m/eval/$SPLIT/merged
+  out=$(results_of "$m")
   echo "[eval] $m: $(checkpoint_of "$m") -> $out"
   dmm_run "$PY" -m dmm.test --config "$CONFIG" --checkpoint "$(checkpoint_of "$m")" --out "$out" "$@"
 done
 
 echo "next, score the results:"
 for m in $MODELS; do
-  echo "  sh scripts/metric/full_eval.sh $OUT_ROOT/$m/eval/$SPLIT/merged"
+  echo "  sh scripts/metric/full_eval.sh $(results_of "$m")"
 done

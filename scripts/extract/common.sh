@@ -11,5 +11,3 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PY=.venv/bin/python
 DATA_HINT="Link YouTube-VOS 2018 there (see the README's Data section)."
-COCO_URL=https://download.pytorch.org/models/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth
-COCO_HINT="Download torchvision's COCO Mask R-CNN weights from $COCO_URL and put the file there."

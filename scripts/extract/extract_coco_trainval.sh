@@ -8,6 +8,6 @@ OUT=${OUT:-experiments/proposals/coco81/inference/youtubevos_val200_meta/videos_
 . "$(dirname -- "$0")/common.sh"
 need_dir "$DATA_ROOT/train/JPEGImages" "$DATA_HINT"
 need_file "$SPLIT_DIR/val200_meta.json" "Run: $PY src/tools/make_splits.py --root $DATA_ROOT"
-need_file "$WEIGHTS" "$COCO_HINT"
+# torchvision's COCO weights: read from WEIGHTS, else downloaded into its cache (offline: a message names the file)
 exec $PY -m dmm.proposals.extract --root "$DATA_ROOT" --split-dir "$SPLIT_DIR" --split trainval \
   --arch resnet50_fpn_v2 --weights "$WEIGHTS" --out "$OUT" "$@"

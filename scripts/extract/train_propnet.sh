@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fine-tune the proposal net as an object-vs-background Mask R-CNN on YouTube-VOS train3k
 # annotations ("join_ytb_bin"), optionally mixed with COCO (set COCO_JSON and COCO_IMAGES).
-# Resumes from OUT/last_checkpoint.pth. Usage: sh scripts/extract/train_propnet.sh [options]
+# Resumes from the newest checkpoint in OUT. Usage: sh scripts/extract/train_propnet.sh [options]
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
 INIT=${INIT:-none}   # e.g. a COCO-trained X-101-32x8d FPN state dict in torchvision layout

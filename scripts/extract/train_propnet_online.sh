@@ -1,6 +1,6 @@
 #!/bin/sh
 # Online variant: fine-tune the YouTube-VOS proposal net on the first-frame annotations of the
-# valid videos. Resumes from OUT/last_checkpoint.pth.
+# valid videos. Resumes from the newest checkpoint in OUT.
 # Usage: sh scripts/extract/train_propnet_online.sh [extra dmm.proposals.train_propnet options]
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 INIT=${INIT:-experiments/propnet/join_ytb_bin/model_final.pth}

@@ -1,36 +1,92 @@
 #!/bin/sh
-# Score predicted masks against the trainval split (val200) of YouTube-VOS 2018 train.
-# Usage: sh scripts/metric/full_eval.sh /PATH/TO/OUTPUT/merged/ [more python -m dmm.metrics options]
-# e.g. --split-meta other_meta.json to score the videos of another meta.json, --allow-missing,
-# --processes N. Reports go to OUT_DIR (default: <results>_metrics/ beside the results).
-# Relative paths are taken from the current folder; the defaults live in the repository.
+# Score predicted masks against the ground truth of their split (python -m dmm.metrics).
+# Usage: sh scripts/metric/full_eval.sh /PATH/TO/RESULTS/ [--split SPLIT] [python -m dmm.metrics options]
+# e.g. --allow-missing, --processes N, --protocol davis. Reports go to OUT_DIR (default:
+# <results>_metrics/ beside the results). Relative paths are taken from the current folder.
+#
+# The split is --split SPLIT, else $SPLIT, else the last split name in the results path
+# (.../eval/valid/merged -> valid), else trainval (val200). It decides the ground truth and the
+# meta file (the videos scored, and their categories):
+#   train / trainval / test271   $DATA_ROOT/train/Annotations, $SPLIT_DIR/{train3k,val200,test271}_meta.json
+#   train_all                    $DATA_ROOT/train/Annotations, $DATA_ROOT/train/meta.json
+#   valid, train_testdev_ot      $DATA_ROOT/<split>/GroundTruth (every frame: the synthetic set
+#                                has it), $DATA_ROOT/<split>/meta.json. YouTube-VOS valid has no
+#                                public per-frame ground truth: score it on the evaluation server
+#                                (sh scripts/submit.sh).
+# GT_DIR and SPLIT_META (or --split-meta) replace the split's choice.
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 
-GT_DIR=${GT_DIR:-$REPO/datasets/youtubeVOS/train/Annotations}
-SPLIT_META=${SPLIT_META:-$REPO/data/splits/youtubevos/val200_meta.json}
+DATA_ROOT=${DATA_ROOT:-$REPO/datasets/youtubeVOS}
+SPLIT_DIR=${SPLIT_DIR:-$REPO/data/splits/youtubevos}
 SEEN_CATEGORIES=${SEEN_CATEGORIES:-}   # e.g. $REPO/data/splits/youtubevos/train3k_meta.json
 PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+SPLITS="train trainval test271 train_all valid train_testdev_ot"
+
+fail() { echo "error: $*" >&2; exit 2; }
 
 if [ $# -lt 1 ]; then
-  echo "usage: sh scripts/metric/full_eval.sh /PATH/TO/OUTPUT/merged/ [python -m dmm.metrics options]" >&2
+  echo "usage: sh scripts/metric/full_eval.sh /PATH/TO/RESULTS/ [--split SPLIT] [python -m dmm.metrics options]" >&2
   exit 2
 fi
 RES_DIR=${1%/}
 shift
 OUT_DIR=${OUT_DIR:-${RES_DIR}_metrics}
 
-# A --split-meta given on the command line replaces SPLIT_META.
+# Take --split out of the arguments (the rest go to dmm.metrics); a --split-meta replaces SPLIT_META.
+n=$#
+i=0
 prev=""
-for arg in "$@"; do
+while [ "$i" -lt "$n" ]; do
+  arg=$1
+  shift
+  i=$((i + 1))
+  case $arg in
+    --split) [ $# -gt 0 ] || fail "--split needs a split name ($SPLITS)"
+             SPLIT=$1; shift; i=$((i + 1)); continue ;;
+    --split=*) SPLIT=${arg#--split=}; continue ;;
+  esac
   if [ "$prev" = "--split-meta" ]; then SPLIT_META=$arg; fi
   prev=$arg
+  set -- "$@" "$arg"
 done
 
-fail() { echo "full_eval.sh: $*" >&2; exit 1; }
+# The split of the results: the last component of the path that names one.
+split_of_path() {
+  found=""
+  rest=$1
+  while [ -n "$rest" ] && [ "$rest" != "/" ] && [ "$rest" != "." ]; do
+    name=$(basename -- "$rest")
+    for s in $SPLITS; do
+      if [ "$name" = "$s" ]; then found=$s; break 2; fi
+    done
+    rest=$(dirname -- "$rest")
+  done
+  printf '%s' "$found"
+}
+
+if [ -z "${SPLIT:-}" ]; then
+  SPLIT=$(split_of_path "$RES_DIR")
+  [ -n "$SPLIT" ] || SPLIT=trainval
+fi
+case $SPLIT in
+  train) gt=$DATA_ROOT/train/Annotations; meta=$SPLIT_DIR/train3k_meta.json ;;
+  trainval) gt=$DATA_ROOT/train/Annotations; meta=$SPLIT_DIR/val200_meta.json ;;
+  test271) gt=$DATA_ROOT/train/Annotations; meta=$SPLIT_DIR/test271_meta.json ;;
+  train_all) gt=$DATA_ROOT/train/Annotations; meta=$DATA_ROOT/train/meta.json ;;
+  valid|train_testdev_ot)
+    gt=$DATA_ROOT/$SPLIT/GroundTruth; meta=$DATA_ROOT/$SPLIT/meta.json
+    if [ -z "${GT_DIR:-}" ] && [ ! -d "$gt" ]; then
+      fail "split $SPLIT has no per-frame ground truth ($gt does not exist; $DATA_ROOT/$SPLIT/Annotations holds first-frame masks only): YouTube-VOS 2018 valid is scored by the evaluation server, so make the submission with sh scripts/submit.sh $RES_DIR and upload it (or set GT_DIR to per-frame masks)"
+    fi ;;
+  *) fail "unknown split '$SPLIT' (one of: $SPLITS)" ;;
+esac
+GT_DIR=${GT_DIR:-$gt}
+SPLIT_META=${SPLIT_META:-$meta}
+
 [ -d "$RES_DIR" ] || fail "results folder $RES_DIR does not exist"
-[ -d "$GT_DIR" ] || fail "ground truth $GT_DIR does not exist (link YouTube-VOS 2018 under datasets/youtubeVOS or set GT_DIR)"
-[ -f "$SPLIT_META" ] || fail "split meta $SPLIT_META does not exist (generate the split files or set SPLIT_META)"
+[ -d "$GT_DIR" ] || fail "ground truth $GT_DIR of split $SPLIT does not exist (link YouTube-VOS 2018 under datasets/youtubeVOS, or set DATA_ROOT or GT_DIR)"
+[ -f "$SPLIT_META" ] || fail "split meta $SPLIT_META of split $SPLIT does not exist (python src/tools/make_splits.py writes the train3k/val200/test271 files, or set SPLIT_META)"
 if [ -n "$SEEN_CATEGORIES" ] && [ ! -f "$SEEN_CATEGORIES" ]; then
   fail "seen categories file $SEEN_CATEGORIES does not exist"
 fi
@@ -38,6 +94,7 @@ if [ ! -x "$PYTHON" ]; then
   bash "$REPO/scripts/setup_env.sh"
 fi
 
+echo "split $SPLIT: ground truth $GT_DIR, meta $SPLIT_META"
 set -- --gt-dir "$GT_DIR" --results-dir "$RES_DIR" --split-meta "$SPLIT_META" \
   --json "$OUT_DIR/summary.json" --csv-dir "$OUT_DIR" --plot "$OUT_DIR/jf_per_video.png" "$@"
 if [ -n "$SEEN_CATEGORIES" ]; then

@@ -5,7 +5,7 @@
 # Every variable below can also be set from the environment (NGPUS=4 sh scripts/...).
 set -eu
 
-NGPUS=${NGPUS:-1}              # processes (GPUs); > 1 runs torchrun
+NGPUS=${NGPUS:-1}              # processes (one per GPU, or CPU processes without one); > 1 runs torchrun
 CONFIG=${CONFIG:-train}        # src/dmm/config/yaml/train.yaml, or a yaml path
 DATA_ROOT=${DATA_ROOT:-}       # empty: the config's DATA.ROOT (datasets/youtubeVOS)
 OUTPUT_DIR=${OUTPUT_DIR:-}     # empty: the config's OUTPUT_DIR (experiments/dmmnet/...)
@@ -37,7 +37,8 @@ fi
 [ -z "$DMM_RESUME" ] || dmm_require_exists "$DMM_RESUME" "run or checkpoint to resume (--resume)"
 [ -z "$DMM_INIT" ] || dmm_require_checkpoint "$DMM_INIT" "initial checkpoint (--init)"
 
-echo "[train] config $CONFIG, $NGPUS GPU(s), output $DMM_OUTPUT_DIR"
+dmm_describe_processes "$NGPUS"
+echo "[train] config $CONFIG, $DMM_PROCESSES, output $DMM_OUTPUT_DIR"
 if [ "$NGPUS" -gt 1 ]; then
   TORCHRUN=$(dirname -- "$PY")/torchrun
   [ -x "$TORCHRUN" ] || dmm_die "torchrun not found beside $PY (is torch installed in .venv?)"

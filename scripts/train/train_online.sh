@@ -7,7 +7,7 @@
 # Every variable below can also be set from the environment.
 set -eu
 
-NGPUS=${NGPUS:-1}              # processes (GPUs); > 1 runs torchrun
+NGPUS=${NGPUS:-1}              # processes (one per GPU, or CPU processes without one); > 1 runs torchrun
 CONFIG=${CONFIG:-online}       # src/dmm/config/yaml/online.yaml, or a yaml path
 # The DMM-Net trained on train3k for one epoch (README: put it under experiments/dmmnet/).
 INIT_CKPT=${INIT_CKPT:-experiments/dmmnet/ytb_r101_train_epo01/epo01}
@@ -41,7 +41,8 @@ fi
 [ -z "$DMM_RESUME" ] || dmm_require_exists "$DMM_RESUME" "run or checkpoint to resume (--resume)"
 dmm_require_checkpoint "$DMM_INIT" "initial checkpoint (INIT_CKPT / --init)"
 
-echo "[online] config $CONFIG from $DMM_INIT, $NGPUS GPU(s), output $DMM_OUTPUT_DIR"
+dmm_describe_processes "$NGPUS"
+echo "[online] config $CONFIG from $DMM_INIT, $DMM_PROCESSES, output $DMM_OUTPUT_DIR"
 if [ "$NGPUS" -gt 1 ]; then
   TORCHRUN=$(dirname -- "$PY")/torchrun
   [ -x "$TORCHRUN" ] || dmm_die "torchrun not found beside $PY (is torch installed in .venv?)"

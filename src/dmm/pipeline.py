@@ -28,16 +28,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
+from .checkpointing import Checkpointer  # noqa: E402
+from .cli import run  # noqa: E402
 from .config import load_config, save_config  # noqa: E402
 from .data import build_reader  # noqa: E402
 from .data.synthetic import SyntheticConfig, generate  # noqa: E402
-from .engine.baselines import run_baseline  # noqa: E402
+from .engine.baselines import build_baseline  # noqa: E402
 from .engine.distributed import init_distributed  # noqa: E402
-from .engine.inference import Segmenter, segment_videos  # noqa: E402
+from .engine.inference import checkpoint_producer, provenance, segment_videos  # noqa: E402
 from .engine.proposal_source import ProposalSource  # noqa: E402
+from .engine.tracker import DMMTracker  # noqa: E402
 from .engine.trainer import Trainer  # noqa: E402
 from .engine.validation import ground_truth_dir, make_validator  # noqa: E402
 from .engine.visualize import write_overlay_animation  # noqa: E402
+from .errors import InputError  # noqa: E402
 from .io import atomic_path, write_json, write_text  # noqa: E402
 from .metrics import evaluate_folders  # noqa: E402
 from .proposals.synthetic import generate as generate_proposals  # noqa: E402
@@ -81,6 +85,10 @@ def ensure_data(cfg, syn: SyntheticConfig) -> None:
     """Steps 1 and 2: the dataset and its proposals, each made once."""
     root = Path(cfg.DATA.ROOT)
     if not (root / "synthetic_record.json").exists():
+        if root.exists() and any(root.iterdir()):
+            raise InputError(f"DATA.ROOT {root} is not empty and holds no synthetic dataset "
+                             f"(no synthetic_record.json): the pipeline only writes into a folder of its own; "
+                             f"point DATA.ROOT at a new or empty folder")
         print(f"[1/6] generating the synthetic dataset in {root}")
         generate(root, syn, overwrite=root.exists())
     else:
@@ -128,8 +136,10 @@ def main(argv=None) -> int:
     info = init_distributed(cfg.DEVICE)
     out_dir = Path(cfg.OUTPUT_DIR)
     print(f"[3/6] training DMM-Net ({cfg.MODEL.BACKBONE}, {cfg.DATA.INPUT_H}x{cfg.DATA.INPUT_W}) in {out_dir}")
-    resume = str(out_dir) if any(out_dir.glob("epo*_iter*/trainer.pt")) else None
-    trainer = Trainer(cfg, info, resume=resume)
+    resume = str(out_dir) if Checkpointer(out_dir).checkpoints() else None
+    # a run killed before its first checkpoint left only logs: start it again
+    trainer = Trainer(cfg, info, resume=resume, overwrite=resume is None)
+    cfg = trainer.cfg
     trainer.train(make_validator(cfg, info.device))
     model = trainer.model.eval()
     train_seconds = time.perf_counter() - tic
@@ -139,10 +149,12 @@ def main(argv=None) -> int:
     proposal_fn = ProposalSource(cfg.PROPOSALS.EVAL_DIR)
     results = out_dir / "eval" / split
     print(f"[4/6] segmenting {len(reader.videos)} {split} videos with DMM-Net and the baselines")
-    segment_videos(Segmenter(model, cfg, info.device), reader, reader.videos, proposal_fn, results / "dmmnet",
-                   batch_videos=cfg.TEST.BATCH_VIDEOS)
+    segment_videos(DMMTracker(model), reader, reader.videos, proposal_fn, results / "dmmnet", cfg,
+                   device=info.device, batch_videos=cfg.TEST.BATCH_VIDEOS,
+                   source=provenance(cfg, checkpoint_producer(trainer.last_checkpoint)), on_mismatch="redo")
     for name in ("copy_first", "iou_hungarian"):
-        run_baseline(name, reader, reader.videos, proposal_fn, results / name, cfg)
+        segment_videos(build_baseline(name), reader, reader.videos, proposal_fn, results / name, cfg, desc=name,
+                       source=provenance(cfg, name), on_mismatch="redo")
 
     print("[5/6] scoring")
     gt_dir = ground_truth_dir(cfg.DATA, split)
@@ -176,4 +188,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -3,62 +3,89 @@
 ``python -m dmm.segment --input FRAMES_DIR_OR_VIDEO --mask FIRST_MASK.png --checkpoint CKPT
 (--proposals DIR | --propnet PROPNET.pth) --out OUT [--config NAME] [KEY VALUE ...]``
 
-The input is a folder of frames (jpg/png, sorted by name) or a video file OpenCV can read. The
-mask is a PNG of the first frame: a palette or grayscale image of object ids (0 = background;
-a 0/255 mask is one object). Proposals come from a folder holding ``<name>.pth`` (this project's
-per-video store, keyed by the frame names) or are computed with a proposal-net checkpoint.
+The input is a folder of frames (jpg/png, sorted by name) or a video file OpenCV can read; the
+frames go straight to the tracker, one at a time. The mask is a PNG of the first frame: a
+palette or grayscale image of object ids (0 = background), or a black-and-white mask of one
+object (a grey mask, anti-aliased edges included, is thresholded at half). Every object of the
+mask is tracked and label maps are made at the frame's resolution (``MODEL.OBJECTS all``,
+``TEST.LABELS_AT frame``; override them like any key). Proposals come from a folder holding ``<name>.pth``
+(this project's per-video store: looked up by frame name for a folder of frames, by position
+for a video file) or are computed frame by frame with a proposal-net checkpoint.
 
-Writes ``OUT/masks/<frame>.png`` (palette PNGs at the input's size) and ``OUT/overlay.gif``
-(or ``.mp4`` with ``--overlay mp4``). The frames are staged once as a one-video split in
-YouTube-VOS layout under ``OUT/work`` so the regular reader and inference engine run on them.
+Without ``--config``, the ``config.yaml`` saved beside a checkpoint of this project is used
+(else the package config ``eval``). Writes ``OUT/masks/<frame>.png`` (palette PNGs at the
+input's size) and ``OUT/overlay.gif`` (or ``.mp4`` with ``--overlay mp4``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
+import torch
 from PIL import Image
 
-from .config import load_config
-from .data import build_reader
-from .data.palette import save_palette_png
+from .cli import run
+from .data.frames import FrameInput, frame_input
 from .device import resolve_device
-from .engine.inference import Segmenter, segment_videos
+from .engine.build import inference_config, inference_model
+from .engine.inference import ResultWriter, propagate
 from .engine.proposal_source import ProposalSource
+from .engine.tracker import DMMTracker
 from .engine.visualize import write_overlay_animation
-from .io import atomic_dir
-from .model.checkpoint import load_weights
-from .model.dmmnet import DMMNet
-from .proposals.extract import extract_split
+from .errors import InputError, MissingInputError
+from .proposals.extract import detect
 from .proposals.model import load_maskrcnn
+from .structures import ObjectInfo, Proposals, VideoInfo
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+#: a grayscale mask whose values all stay at or below this is read as object ids
+MAX_GREY_ID = 31
 
 
-class InputError(ValueError):
-    """Unusable user input; the message names the file."""
+def _frame_files(source: Path) -> list[Path]:
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{source}: no frames (jpg/png) in this folder")
+    return files
 
 
-def read_frames(source: Path):
+def frame_names(source: Path) -> list[str]:
+    """The names of the frames of a folder (file stems) or a video file (``00000``, ``00001``, ...)."""
+    if source.is_dir():
+        return [f.stem for f in _frame_files(source)]
+    if not source.is_file():
+        raise MissingInputError(f"{source}: no such frame folder or video file")
+    cap = cv2.VideoCapture(str(source))
+    if not cap.isOpened():
+        raise InputError(f"{source}: OpenCV cannot open this video")
+    count = 0
+    try:
+        while cap.grab():
+            count += 1
+    finally:
+        cap.release()
+    if count == 0:
+        raise InputError(f"{source}: the video has no readable frame")
+    return [f"{i:05d}" for i in range(count)]
+
+
+def read_frames(source: Path) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(name, (h, w, 3) uint8 RGB)`` from a folder of images or a video file."""
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise InputError(f"{source}: no frames (jpg/png) in this folder")
-        for f in files:
+        for f in _frame_files(source):
             image = cv2.imread(str(f), cv2.IMREAD_COLOR)
             if image is None:
                 raise InputError(f"{f}: cannot read this image")
             yield f.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return
     if not source.is_file():
-        raise InputError(f"{source}: no such frame folder or video file")
+        raise MissingInputError(f"{source}: no such frame folder or video file")
     cap = cv2.VideoCapture(str(source))
     if not cap.isOpened():
         raise InputError(f"{source}: OpenCV cannot open this video")
@@ -76,10 +103,16 @@ def read_frames(source: Path):
         raise InputError(f"{source}: the video has no readable frame")
 
 
-def read_first_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
-    """(h, w) uint8 object ids of the first frame; a 0/255 mask becomes object 1."""
+def read_first_mask(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+    """(h, w) uint8 object ids of the first frame, and a note when the mask was reinterpreted.
+
+    A palette PNG holds ids. A grayscale (or colour) image whose values all stay at or below
+    :data:`MAX_GREY_ID` holds ids too; any other grayscale image is one object's mask,
+    thresholded at half (a 0/255 mask, or one whose edges a drawing tool anti-aliased).
+    """
     try:
         with Image.open(path) as im:
+            palette = im.mode == "P"
             if im.mode not in ("P", "L", "1"):
                 im = im.convert("L")
             mask = np.array(im).astype(np.uint8)
@@ -87,32 +120,32 @@ def read_first_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
         raise InputError(f"{path}: cannot read the mask ({e})") from None
     if mask.shape != size:
         raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, the first frame {size[1]}x{size[0]}")
-    ids = np.unique(mask)
-    if set(ids.tolist()) <= {0, 255}:
-        mask = (mask > 0).astype(np.uint8)
+    note = None
+    if not palette and mask.max() > MAX_GREY_ID:
+        levels = len(np.unique(mask))
+        mask = (mask >= 128).astype(np.uint8)
+        note = (f"{path}: read as one object's black-and-white mask ({levels} grey levels, thresholded at 128); "
+                f"save a palette PNG or ids 1..{MAX_GREY_ID} for several objects")
     if not mask.any():
         raise InputError(f"{path}: the mask has no object (every pixel is 0)")
-    return mask
+    return mask, note
 
 
-def stage_video(source: Path, mask_path: Path, work: Path, name: str) -> list[str]:
-    """Write the frames and first mask as a one-video ``valid`` split under ``work``."""
-    split = work / "valid"
-    if split.exists():
-        shutil.rmtree(split)
-    with atomic_dir(split) as tmp:
-        (tmp / "JPEGImages" / name).mkdir(parents=True)
-        (tmp / "Annotations" / name).mkdir(parents=True)
-        names = []
-        for frame_name, image in read_frames(source):
-            if not names:
-                mask = read_first_mask(mask_path, image.shape[:2])
-                save_palette_png(tmp / "Annotations" / name / f"{frame_name}.png", mask)
-            Image.fromarray(image).save(tmp / "JPEGImages" / name / f"{frame_name}.jpg", quality=95)
-            names.append(frame_name)
-        objects = {str(i): {"category": None, "frames": [names[0]]} for i in np.unique(mask) if i}
-        (tmp / "meta.json").write_text(json.dumps({"videos": {name: {"objects": objects}}}, indent=1))
-    return names
+class LiveProposals:
+    """A ``ProposalFn`` that runs a proposal net on each frame as it streams past."""
+
+    def __init__(self, propnet, device: torch.device):
+        self.propnet = propnet.to(device).eval()
+        self.device = device
+        self._images: dict[int, np.ndarray] = {}
+
+    def remember(self, index: int, image: np.ndarray) -> None:
+        self._images[index] = image
+
+    @torch.no_grad()
+    def __call__(self, video: str, index: int, name: str) -> Proposals:
+        image = torch.from_numpy(self._images.pop(index)).permute(2, 0, 1).float().div(255).to(self.device)
+        return detect(self.propnet, [image])[0]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -130,55 +163,66 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the proposal net's input resize (shorter side, longer side cap)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--name", default="video", help="name of the video (the proposal file's stem)")
-    p.add_argument("--config", default="eval", help="config the checkpoint was trained with (name or yaml)")
+    p.add_argument("--config", default=None,
+                   help="config the checkpoint was trained with (default: its config.yaml, else eval)")
     p.add_argument("--overlay", choices=("gif", "mp4"), default="gif")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides (e.g. MODEL.BACKBONE resnet18)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    work = args.out / "work"
-    try:
-        frames = stage_video(args.input, args.mask, work, args.name)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    cfg = load_config(args.config, [*args.opts, "DATA.DATASET", "youtubevos", "DATA.ROOT", str(work), "DATA.LMDB", ""])
-    if args.proposals is not None:
-        proposal_dir = args.proposals
-        if not (proposal_dir / f"{args.name}.pth").is_file():
-            print(f"error: {proposal_dir / (args.name + '.pth')} not found (proposals are looked up by --name)",
-                  file=sys.stderr)
-            return 2
+    names = frame_names(args.input)
+    first = next(read_frames(args.input))[1]
+    mask, note = read_first_mask(args.mask, first.shape[:2])
+    if note:
+        print(note)
+    # every object of the mask, and label maps at the frame's own resolution (overridable)
+    cfg = inference_config(args.config, args.checkpoint, ["MODEL.OBJECTS", "all", "TEST.LABELS_AT", "frame", *args.opts])
     device = resolve_device(cfg.DEVICE)
-    if args.propnet is not None:
-        proposal_dir = work / "proposals"
-        shutil.rmtree(proposal_dir, ignore_errors=True)
-        try:
-            propnet = load_maskrcnn(args.propnet, args.propnet_arch, detections_per_img=cfg.PROPOSALS.TOPK,
-                                    min_size=args.propnet_size[0], max_size=args.propnet_size[1])
-        except (FileNotFoundError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        extract_split(propnet, build_reader(cfg.DATA, "valid"), proposal_dir, device=device, videos=[args.name])
-    model = DMMNet.from_config(cfg)
-    load_weights(model, args.checkpoint)
-    model.to(device).eval()
-    reader = build_reader(cfg.DATA, "valid")
-    results = work / "results"
-    if (results / args.name).exists():
-        shutil.rmtree(results / args.name)
-    segment_videos(Segmenter(model, cfg, device), reader, [args.name], ProposalSource(proposal_dir), results)
+    live = None
+    if args.proposals is not None:
+        proposal_fn = ProposalSource(args.proposals, by_position=not args.input.is_dir())
+        if args.name not in proposal_fn.store:
+            raise MissingInputError(f"{proposal_fn.store.path(args.name)} not found (proposals are looked up by --name)")
+        stored = len(proposal_fn.store.video(args.name))
+        if proposal_fn.by_position and stored != len(names):
+            raise InputError(f"{args.input} has {len(names)} frames but {proposal_fn.store.path(args.name)} "
+                             f"holds proposals for {stored}")
+    else:
+        propnet = load_maskrcnn(args.propnet, args.propnet_arch, detections_per_img=cfg.PROPOSALS.TOPK,
+                                min_size=args.propnet_size[0], max_size=args.propnet_size[1])
+        proposal_fn = live = LiveProposals(propnet, device)
+    model = inference_model(cfg, args.checkpoint, device)
+    size = (cfg.DATA.INPUT_H, cfg.DATA.INPUT_W)
+
+    objects = {int(i): ObjectInfo(int(i), names[0], 0) for i in np.unique(mask) if i}
+    info = VideoInfo(args.name, names, objects)
+
+    def frames() -> Iterator[FrameInput]:
+        for index, (name, image) in enumerate(read_frames(args.input)):
+            if live is not None:
+                live.remember(index, image)
+            yield frame_input(index, name, image, mask if index == 0 else None, size, cfg.DATA.MEAN, cfg.DATA.STD,
+                              cfg.DATA.IMAGE_RESIZE)
+
     masks = args.out / "masks"
+    work = args.out / ".results"
+    shutil.rmtree(work, ignore_errors=True)
+    with ResultWriter(work) as writer:
+        for result in propagate(DMMTracker(model), [(info, frames())], proposal_fn, size, cfg.PROPOSALS,
+                                objects=cfg.MODEL.OBJECTS, max_objects=cfg.DATA.MAX_OBJECTS,
+                                labels_at=cfg.TEST.LABELS_AT, device=device):
+            writer.write(result)
     if masks.exists():
         shutil.rmtree(masks)
-    shutil.copytree(results / args.name, masks)
-    overlay = write_overlay_animation([reader.image(args.name, f) for f in frames], [masks], frames,
+    (work / args.name).rename(masks)
+    shutil.rmtree(work, ignore_errors=True)
+    overlay = write_overlay_animation([image for _, image in read_frames(args.input)], [masks], names,
                                       args.out / f"overlay.{args.overlay}", titles=["DMM-Net"])
     print(f"masks: {masks}\noverlay: {overlay}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -1,6 +1,7 @@
-"""Train DMM-Net: ``python -m dmm.train --config train [--resume DIR] [--init CKPT] [KEY VALUE ...]``.
+"""Train DMM-Net: ``python -m dmm.train --config train [--resume DIR] [--init CKPT] [--overwrite] [KEY VALUE ...]``.
 
-Multi-GPU: ``torchrun --nproc_per_node=4 -m dmm.train --config train``.
+Multi-GPU: ``torchrun --nproc_per_node=4 -m dmm.train --config train``. An ``OUTPUT_DIR`` that
+already holds a run is refused unless ``--resume`` continues it or ``--overwrite`` replaces it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from .cli import run
 from .config import load_config
 from .engine.distributed import cleanup, init_distributed
 from .engine.trainer import Trainer, TrainingError
@@ -21,6 +23,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--config", default="train", help="a yaml file, or a package config name (train, online, synthetic)")
     p.add_argument("--resume", default=None, help="a run folder or checkpoint folder to continue from")
     p.add_argument("--init", default=None, help="initial weights (checkpoint folder or released trainer.pt)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in OUTPUT_DIR")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return p.parse_args(argv)
 
@@ -31,8 +34,8 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, args.opts)
     info = init_distributed(cfg.DEVICE)
     try:
-        trainer = Trainer(cfg, info, resume=args.resume, init=args.init)
-        validate = make_validator(cfg, info.device) if info.is_main else None
+        trainer = Trainer(cfg, info, resume=args.resume, init=args.init, overwrite=args.overwrite)
+        validate = make_validator(trainer.cfg, info.device) if info.is_main else None
         last = trainer.train(validate)
         if info.is_main:
             print(f"training done; last checkpoint: {last}")
@@ -45,4 +48,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

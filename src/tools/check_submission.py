@@ -5,7 +5,8 @@ JPEGImages) needs a prediction ``RESULTS_DIR/<video>/<frame>.png``: a single-cha
 (palette "P" or grayscale "L") PNG of the frame's size. Missing videos, missing frames (per
 video, truncated) and bad PNGs are reported and the exit status is 1. When everything is in
 place and ``--zip`` is given, the zip is written atomically with the entries
-``Annotations/<video>/<frame>.png`` and nothing else.
+``Annotations/<video>/<frame>.png`` and nothing else. Problems exit with status 2 and one
+``error:`` line (followed by the list of what is missing or malformed).
 
 Usage::
 
@@ -26,13 +27,15 @@ from typing import Sequence
 from PIL import Image
 from tqdm import tqdm
 
+from dmm.cli import run
+from dmm.errors import InputError
 from dmm.io import atomic_path
 
 #: How many names a report lists before "... and N more".
 MAX_LISTED = 10
 
 
-class SubmissionError(RuntimeError):
+class SubmissionError(InputError):
     """The results are incomplete or malformed; the message says what and where."""
 
 
@@ -187,11 +190,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     results = Path(args.results)
-    try:
-        report = check_results(results, args.meta, args.images)
-    except SubmissionError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    report = check_results(results, args.meta, args.images)
     if report.extra_videos:
         print(
             f"note: {len(report.extra_videos)} result folders are not in the split and are left "
@@ -199,9 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     if not report.ok:
-        print(f"error: incomplete or malformed results in {results}\n{describe(report, results)}",
-              file=sys.stderr)
-        return 1
+        raise SubmissionError(f"incomplete or malformed results in {results}\n"
+                              f"{describe(report, results)}")
     print(f"ok: {report.videos} videos, {report.frames} frames in {results}")
     if args.zip:
         videos = read_meta_videos(Path(args.meta))
@@ -211,4 +209,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -18,8 +18,10 @@ from pathlib import Path
 import lmdb
 from tqdm import tqdm
 
-from dmm.data import DAVIS, DatasetError, YouTubeVOS
+from dmm.cli import run
+from dmm.data import DAVIS, YouTubeVOS
 from dmm.data.storage import LMDB_INDEX_KEY
+from dmm.errors import OutputExistsError
 from dmm.io import atomic_dir
 
 
@@ -59,20 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--map-size-gb", type=float, default=1024)
     args = parser.parse_args(argv)
     if args.out.exists():
-        print(f"error: {args.out} already exists", file=sys.stderr)
-        return 2
-    try:
-        if args.dataset == "youtubevos":
-            reader = YouTubeVOS(args.root, args.split, split_dir=args.split_dir)
-        else:
-            reader = DAVIS(args.root, args.split)
-        n = make_lmdb(reader, args.out, int(args.map_size_gb * (1 << 30)))
-    except DatasetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise OutputExistsError(f"{args.out} already exists")
+    if args.dataset == "youtubevos":
+        reader = YouTubeVOS(args.root, args.split, split_dir=args.split_dir)
+    else:
+        reader = DAVIS(args.root, args.split)
+    n = make_lmdb(reader, args.out, int(args.map_size_gb * (1 << 30)))
     print(f"packed {n} files into {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

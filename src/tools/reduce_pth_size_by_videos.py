@@ -9,19 +9,21 @@ without maskrcnn-benchmark by a restricted unpickler) or this project's split-wi
 (train, trainval, test271, valid, train_testdev_ot, train_all) is resolved with ``dmm.data``
 under ``--root`` to get the frame index (videos sorted, frames sorted) that maps list positions
 to (video, frame). Writes ``<folder of PREDICTIONS.pth>/videos_top<TOPK>/<video>.pth`` and
-``vidfid2index.json`` there.
+``vidfid2index.json`` there. A small or custom dataset (not the 3471 videos of YouTube-VOS
+2018 train) has no train3k / val200 / test271 files: use SPLIT train_all, which reads
+``<root>/train/meta.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 
 import torch
 
+from dmm.cli import run
 from dmm.config import get_cfg_defaults
-from dmm.data import DatasetError, YouTubeVOS, frame_index
+from dmm.data import YouTubeVOS, frame_index
 from dmm.proposals.reduce import load_split_predictions, output_dir, reduce_by_videos
 
 
@@ -41,18 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     out = args.out or output_dir(args.predictions, args.topk)
-    try:
-        index = frame_index(YouTubeVOS(args.root, args.split, split_dir=args.split_dir))
-        frames = load_split_predictions(args.predictions)
-        written = reduce_by_videos(frames, index, out, args.topk, overwrite=args.overwrite,
-                                   mask_dtype=torch.float16 if args.half else None)
-    except (DatasetError, FileNotFoundError, FileExistsError, ValueError,
-            pickle.UnpicklingError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    index = frame_index(YouTubeVOS(args.root, args.split, split_dir=args.split_dir))
+    frames = load_split_predictions(args.predictions)
+    written = reduce_by_videos(frames, index, out, args.topk, overwrite=args.overwrite,
+                               mask_dtype=torch.float16 if args.half else None,
+                               source=str(args.predictions))
     print(f"wrote {len(index)} videos ({len(frames)} frames, top {args.topk}) to {written}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run(main))

@@ -39,7 +39,7 @@ def test_stream_yields_one_frame_at_a_time(late_ytvos):
     assert [f.name for f in rest] == ["00005", "00010", "00015"]
     assert rest[0].annotation is None and set(np.unique(rest[1].annotation)) == {0, 7}
     # the stream keeps no frames: its state is the same before and after iterating
-    assert set(vars(stream)) == {"reader", "video", "info", "input_size", "mean", "std"}
+    assert set(vars(stream)) == {"reader", "video", "info", "input_size", "mean", "std", "resize"}
 
 
 def test_stream_normalisation(synthetic_root):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dmm.cli import run
 from dmm.data import YouTubeVOS
 from dmm.data.synthetic import DISTRACTOR_ID_BASE, SyntheticConfig, generate, main
 
@@ -25,8 +26,8 @@ def test_deterministic_and_atomic(tmp_path):
     assert _digest(a) != _digest(c)
     with pytest.raises(FileExistsError, match="--overwrite"):
         generate(a, cfg, progress=False)
-    assert main(["--root", str(a), "--train-videos", "1", "--valid-videos", "0",
-                 "--frames", "2", "--height", "40", "--width", "64"]) == 2
+    assert run(main, ["--root", str(a), "--train-videos", "1", "--valid-videos", "0",
+                      "--frames", "2", "--height", "40", "--width", "64"]) == 2
     assert main(["--root", str(a), "--train-videos", "1", "--valid-videos", "0", "--frames", "2",
                  "--height", "40", "--width", "64", "--overwrite"]) == 0
     assert len(list((a / "train" / "JPEGImages").iterdir())) == 1

@@ -132,3 +132,31 @@ def test_video_missing_and_meta_missing(small_train, tmp_path):
         YouTubeVOS(small_train, "train", split_dir=tmp_path / "nosplits")
     with pytest.raises(DatasetError, match="unknown split"):
         YouTubeVOS(small_train, "bogus")
+
+
+def _paint(root, video, frame, oid, box=(0, 0, 3, 3)):
+    """Paint object ``oid`` into an annotation of the train split."""
+    path = root / "train" / "Annotations" / video / f"{frame}.png"
+    mask = np.array(Image.open(path))
+    y0, x0, y1, x1 = box
+    mask[y0:y1, x0:x1] = oid
+    from dmm.data.palette import save_palette_png
+    save_palette_png(path, mask)
+    return path
+
+
+def test_object_painted_but_missing_from_meta(small_train):
+    path = _paint(small_train, "a", "00000", 4)
+    with pytest.raises(DatasetError) as err:
+        YouTubeVOS(small_train, "train_all").info("a")
+    message = str(err.value)
+    for needle in (str(path), "video 'a'", "frame '00000'", "object id 4", "meta.json"):
+        assert needle in message, (needle, message)
+
+
+def test_object_painted_in_a_later_frame_is_caught_when_read(small_train):
+    path = _paint(small_train, "b", "00010", 6)
+    reader = YouTubeVOS(small_train, "train_all")
+    with pytest.raises(DatasetError, match=rf"{path}.*video 'b' frame '00010'.*object id 6"):
+        reader.annotation("b", "00010")
+    assert reader.annotation("b", "00005") is not None

@@ -10,8 +10,9 @@ from dmm.config import load_config
 from dmm.data import build_reader
 from dmm.model.checkpoint import save_checkpoint
 from dmm.model.dmmnet import DMMNet
-from dmm.segment import main as segment_main
-from dmm.segment import read_frames
+from dmm.cli import run
+from dmm.segment import main
+from dmm.segment import read_first_mask, read_frames
 
 SMALL = ["MODEL.BACKBONE", "resnet18", "MODEL.PRETRAINED", "none", "DATA.INPUT_H", "64", "DATA.INPUT_W", "112",
          "DEVICE", "cpu"]
@@ -35,7 +36,7 @@ def test_segment_a_folder_of_frames(synthetic_root, synthetic_proposals, checkpo
     first = reader.annotation(video, frames[0])
     mask = tmp_path / "first.png"
     Image.fromarray(first).save(mask)  # a grayscale PNG of ids, as a user might write it
-    rc = segment_main(["--input", str(synthetic_root / "valid" / "JPEGImages" / video), "--mask", str(mask),
+    rc = run(main, ["--input", str(synthetic_root / "valid" / "JPEGImages" / video), "--mask", str(mask),
                        "--checkpoint", str(checkpoint), "--proposals", str(synthetic_proposals / "valid"),
                        "--out", str(tmp_path / "out"), "--name", video, "--config", "synthetic", *SMALL])
     assert rc == 0
@@ -55,15 +56,15 @@ def test_segment_reports_bad_input(synthetic_root, checkpoint, tmp_path, capsys)
     Image.fromarray(np.zeros((72, 128), np.uint8)).save(empty)
     args = ["--input", str(video_dir), "--checkpoint", str(checkpoint), "--proposals", str(tmp_path),
             "--out", str(tmp_path / "out"), "--config", "synthetic", *SMALL]
-    assert segment_main([*args[:2], "--mask", str(empty), *args[2:]]) == 2
+    assert run(main, [*args[:2], "--mask", str(empty), *args[2:]]) == 2
     assert "no object" in capsys.readouterr().err
     wrong = tmp_path / "wrong.png"
     Image.fromarray(np.ones((10, 10), np.uint8)).save(wrong)
-    assert segment_main([*args[:2], "--mask", str(wrong), *args[2:]]) == 2
+    assert run(main, [*args[:2], "--mask", str(wrong), *args[2:]]) == 2
     assert "wrong.png" in capsys.readouterr().err
     ok = tmp_path / "ok.png"
     Image.fromarray(np.pad(np.ones((10, 10), np.uint8), ((0, 62), (0, 118)))).save(ok)
-    assert segment_main([*args[:2], "--mask", str(ok), *args[2:]]) == 2  # no <name>.pth in --proposals
+    assert run(main, [*args[:2], "--mask", str(ok), *args[2:]]) == 2  # no <name>.pth in --proposals
     assert "video.pth" in capsys.readouterr().err
 
 
@@ -76,7 +77,7 @@ def test_read_frames_from_a_video_file(tmp_path):
     frames = list(read_frames(path))
     assert [name for name, _ in frames] == ["00000", "00001", "00002", "00003"]
     assert all(image.shape == (48, 64, 3) for _, image in frames)
-    with pytest.raises(ValueError, match="no such frame folder"):
+    with pytest.raises(FileNotFoundError, match="no such frame folder"):
         list(read_frames(tmp_path / "missing.mp4"))
 
 
@@ -94,12 +95,46 @@ def test_segment_computes_proposals_with_a_proposal_net(synthetic_root, checkpoi
     first = np.zeros((72, 128), np.uint8)
     first[20:40, 30:60] = 255  # a 0/255 mask: one object
     Image.fromarray(first).save(tmp_path / "mask.png")
-    rc = segment_main(["--input", str(frames_dir), "--mask", str(tmp_path / "mask.png"), "--checkpoint", str(checkpoint),
+    rc = run(main, ["--input", str(frames_dir), "--mask", str(tmp_path / "mask.png"), "--checkpoint", str(checkpoint),
                        "--propnet", str(propnet), "--propnet-arch", "resnet18_fpn", "--propnet-size", "64", "128",
                        "--out", str(tmp_path / "out"), "--config", "synthetic", *SMALL])
     assert rc == 0
-    assert (tmp_path / "out" / "work" / "proposals" / "video.pth").is_file()
+    assert not (tmp_path / "out" / "work").exists()  # frames go straight to the tracker: nothing staged
     masks = sorted(p.name for p in (tmp_path / "out" / "masks").iterdir())
     assert masks == [f"{p.stem}.png" for p in sorted(frames_dir.iterdir())]
     labels = np.array(Image.open(tmp_path / "out" / "masks" / masks[0]))
     assert set(np.unique(labels)) == {0, 1}
+
+
+def test_segment_a_video_file_with_proposals_matched_by_position(synthetic_root, synthetic_proposals, checkpoint,
+                                                                 tmp_path):
+    reader = build_reader(load_config("synthetic", ["DATA.ROOT", str(synthetic_root)]).DATA, "valid")
+    video = next(v for v in reader.videos if reader.annotation(v, reader.info(v).frames[0]).any())
+    frames = reader.info(video).frames
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (128, 72))
+    for f in frames:
+        writer.write(cv2.cvtColor(reader.image(video, f), cv2.COLOR_RGB2BGR))
+    writer.release()
+    Image.fromarray(reader.annotation(video, frames[0])).save(tmp_path / "first.png")
+    rc = run(main, ["--input", str(path), "--mask", str(tmp_path / "first.png"), "--checkpoint", str(checkpoint),
+                    "--proposals", str(synthetic_proposals / "valid"), "--out", str(tmp_path / "out"),
+                    "--name", video, *SMALL])  # no --config: the one saved beside the checkpoint
+    assert rc == 0
+    assert sorted(p.stem for p in (tmp_path / "out" / "masks").iterdir()) == [f"{i:05d}" for i in range(len(frames))]
+
+
+def test_an_anti_aliased_grey_mask_is_one_object(tmp_path, capsys):
+    grey = np.zeros((40, 60), np.uint8)
+    grey[10:30, 20:40] = 255
+    grey[9, 20:40] = 90  # anti-aliased edges, as drawing tools save them
+    grey[30, 20:40] = 170
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    mask, note = read_first_mask(tmp_path / "grey.png", (40, 60))
+    assert set(np.unique(mask)) == {0, 1} and mask[30, 25] == 1 and mask[9, 25] == 0
+    assert "one object" in note
+    ids = np.zeros((40, 60), np.uint8)
+    ids[:5, :5], ids[-5:, -5:] = 1, 3
+    Image.fromarray(ids).save(tmp_path / "ids.png")
+    mask, note = read_first_mask(tmp_path / "ids.png", (40, 60))
+    assert set(np.unique(mask)) == {0, 1, 3} and note is None

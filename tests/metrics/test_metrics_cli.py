@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from dmm.cli import run
 from dmm.metrics.__main__ import main
 
 from .metric_masks import write_video
@@ -113,9 +114,20 @@ def test_cli_writes_json_csv_plot_and_youtube_summary(dataset: Path, capsys):
 def test_cli_reports_missing_video(dataset: Path, tmp_path: Path, capsys):
     write_video(tmp_path / "res", "vid0", ground_truth(7, seed=0))
     args = ["--gt-dir", str(dataset / "gt"), "--results-dir", str(tmp_path / "res"), "--processes", "1"]
-    assert main(args) == 2
-    assert "miss 2 of 3 videos: vid1, vid2" in capsys.readouterr().err
-    assert main(args + ["--allow-missing"]) == 0
+    assert run(main, args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "miss 2 of 3 videos: vid1, vid2" in err and err.count("\n") == 1
+    assert run(main, args + ["--allow-missing"]) == 0
+
+
+def test_table_has_jf_and_says_why_g_is_missing(dataset: Path, tmp_path: Path, capsys):
+    (tmp_path / "all_seen.txt").write_text("cat\nowl\n")
+    assert main(["--gt-dir", str(dataset / "gt"), "--results-dir", str(dataset / "perfect"), "--processes", "1",
+                 "--split-meta", str(dataset / "meta.json"), "--seen-categories", str(tmp_path / "all_seen.txt")]) == 0
+    out = capsys.readouterr().out
+    header, _, row = [line for line in out.splitlines() if line.startswith("|")][:3]
+    assert header.split("|")[-2].strip() == "JF_mean" and row.split("|")[-2].strip() == "1.000"
+    assert "G: - (no unseen categories in this split)" in out
 
 
 def test_full_eval_script(dataset: Path, tmp_path: Path):
@@ -130,4 +142,4 @@ def test_full_eval_script(dataset: Path, tmp_path: Path):
     assert (tmp_path / "metrics" / "per_video.csv").exists()
     env["GT_DIR"] = str(tmp_path / "nowhere")
     done = subprocess.run(["sh", script, str(dataset / "erode1")], env=env, capture_output=True, text=True)
-    assert done.returncode == 1 and "ground truth" in done.stderr and "nowhere" in done.stderr
+    assert done.returncode == 2 and "ground truth" in done.stderr and "nowhere" in done.stderr

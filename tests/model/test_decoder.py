@@ -2,7 +2,7 @@ import copy
 
 import torch
 
-from dmm.model.decoder import Decoder
+from dmm.model.decoder import Decoder, mask_pyramid
 
 
 def make_inputs(b=2, o=3, h=64, w=96, seed=0):
@@ -13,48 +13,66 @@ def make_inputs(b=2, o=3, h=64, w=96, seed=0):
     return skips, masks
 
 
-def test_fast_decoder_equals_three_full_convolutions():
+def test_mask_pyramid_rounds_odd_sizes_up_like_ceil_mode_max_pooling():
+    mask = torch.zeros(1, 1, 255, 448)
+    mask[0, 0, 248:252, 100:104] = 1  # rows 248-251
+    levels = mask_pyramid(mask, 4)
+    assert [tuple(p.shape[-2:]) for p in levels] == [(8, 14), (16, 28), (32, 56), (64, 112)]
+    rows = torch.nonzero(levels[-1][0, 0].any(dim=1)).flatten().tolist()
+    assert rows == [62]  # adaptive pooling to 64 rows would give rows 62-63
+
+
+def test_shared_gate_path_equals_three_full_convolutions():
     torch.manual_seed(0)
-    fast = Decoder()
-    naive = copy.deepcopy(fast)
-    naive.shared_gate_conv = False
+    full = Decoder(shared_gate_conv=False)
+    shared = copy.deepcopy(full)
+    shared.shared_gate_conv = True
     skips, masks = make_inputs()
-    valid = torch.tensor([[True, False, True], [True, True, True]])
-    out_f, state_f = fast(skips, masks, valid)
-    out_n, state_n = naive(skips, masks, valid)
-    torch.testing.assert_close(out_f, out_n, atol=1e-5, rtol=0)
-    # second frame, with the temporal state
-    out_f2, state_f2 = fast(skips, masks[::-1], valid, state_f)
-    out_n2, _ = naive(skips, masks[::-1], valid, state_n)
-    torch.testing.assert_close(out_f2, out_n2, atol=1e-5, rtol=0)
-    for a, b in zip(state_f.hidden, state_n.hidden):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    run = torch.tensor([[True, False, True], [True, True, True]])
+    out_f, mem_f = full(skips, masks, run)
+    out_s, mem_s = shared(skips, masks, run)
+    torch.testing.assert_close(out_s, out_f, atol=1e-5, rtol=0)
+    out_f2, _ = full(skips, masks[::-1], run, mem_f)
+    out_s2, _ = shared(skips, masks[::-1], run, mem_s)
+    torch.testing.assert_close(out_s2, out_f2, atol=1e-5, rtol=0)
 
 
-def test_invalid_objects_are_zero_and_leave_spatial_state_unchanged():
+def test_slots_that_do_not_run_are_zero_keep_their_memory_and_skip_the_spatial_chain():
     torch.manual_seed(0)
     dec = Decoder().eval()
     skips, masks = make_inputs(b=1, o=3)
-    all_valid = torch.ones(1, 3, dtype=torch.bool)
-    middle_off = torch.tensor([[True, False, True]])
-    out_all, _ = dec(skips, masks, all_valid)
-    out_mid, state = dec(skips, masks, middle_off)
-    assert torch.all(out_mid[:, 1] == 0) and all(torch.all(h[:, 1] == 0) for h in state.hidden)
-    torch.testing.assert_close(out_mid[:, 0], out_all[:, 0])
-    # object 2 sees object 0's spatial state, as if object 1 did not exist
+    out_all, _ = dec(skips, masks, torch.ones(1, 3, dtype=torch.bool))
+    memory = [torch.full_like(m, 0.5) for m in dec.initial_memory(skips, 3)]
+    out_mid, new_memory = dec(skips, masks, torch.tensor([[True, False, True]]), memory)
+    assert torch.all(out_mid[:, 1] == 0) and all(torch.all(m[:, 1] == 0.5) for m in new_memory)
     two = [m[:, [0, 2]] for m in masks]
-    out_two, _ = dec(skips, two, torch.ones(1, 2, dtype=torch.bool))
+    out_two, _ = dec(skips, two, torch.ones(1, 2, dtype=torch.bool), [m[:, [0, 2]] for m in memory])
     torch.testing.assert_close(out_mid[:, 2], out_two[:, 1])
     assert not torch.allclose(out_all[:, 2], out_two[:, 1])
 
 
+def test_output_resize_is_bilinear_in_eval_and_nearest_in_training():
+    torch.manual_seed(0)
+    dec = Decoder()
+    skips, masks = make_inputs(b=1, o=1, h=127, w=224)
+    skips = [torch.randn(1, c, *s) for c, s in zip((128, 128, 64, 32), [(4, 7), (8, 14), (16, 28), (32, 56)])]
+    run = torch.ones(1, 1, dtype=torch.bool)
+    dec.train()
+    nearest, _ = dec(skips, masks, run)
+    dec.eval()
+    bilinear, _ = dec(skips, masks, run)
+    assert nearest.shape == bilinear.shape == (1, 1, 127, 224)
+    # nearest repeats the 64x112 map's values; bilinear interpolates between them
+    assert len(torch.unique(nearest)) <= 64 * 112 < len(torch.unique(bilinear))
+
+
 def test_output_size_range_and_many_objects():
     dec = Decoder()
-    skips, masks = make_inputs(b=1, o=7, h=65, w=97)
     skips = [torch.randn(1, c, *s) for c, s in zip((128, 128, 64, 32), [(3, 4), (5, 7), (9, 13), (17, 25)])]
-    out, state = dec(skips, masks, torch.ones(1, 7, dtype=torch.bool))
+    masks = [torch.rand(1, 7, 65, 97) for _ in range(3)]
+    out, memory = dec(skips, masks, torch.ones(1, 7, dtype=torch.bool))
     assert out.shape == (1, 7, 65, 97) and out.min() >= 0 and out.max() <= 1
-    assert [tuple(h.shape) for h in state.hidden] == [(1, 7, 128, 3, 4), (1, 7, 64, 5, 7), (1, 7, 32, 9, 13), (1, 7, 16, 17, 25)]
+    assert [tuple(h.shape) for h in memory] == [(1, 7, 128, 3, 4), (1, 7, 64, 5, 7), (1, 7, 32, 9, 13), (1, 7, 16, 17, 25)]
 
 
 def test_gradients_reach_every_gate_weight():

@@ -1,10 +1,12 @@
 import pytest
 import torch
 
+from dmm.boxes import mask_boxes
 from dmm.config import get_cfg_defaults
 from dmm.model import weighted_total
-from dmm.model.roi_features import mask_boxes, roi_features
-from dmm.proposals.structures import Proposals
+from dmm.model.dmmnet import match_rows
+from dmm.model.roi_features import roi_features
+from dmm.structures import Proposals
 
 H, W = 64, 96
 
@@ -29,14 +31,13 @@ def proposals_from(masks: torch.Tensor, extra: int, seed: int = 0) -> Proposals:
     return Proposals(mask_boxes(pm, 0.4), torch.rand(len(pm), generator=g), pm, (H, W), "full")
 
 
-def run_step(model, targets=True, proposals=None, state=None):
+def run_step(model, proposals=None, memory=None):
     images, masks, valid = scene()
     feats = model.encode(images)
     templates = model.template_features(feats, masks)
     if proposals is None:
         proposals = [proposals_from(masks[0, :2], 4), proposals_from(masks[1], 0)]
-    return model.step(feats, templates, proposals, masks, masks, masks, valid, state,
-                      masks if targets else None), valid
+    return model.step(feats, templates, proposals, masks, masks, masks, valid, memory), valid
 
 
 def test_encode_shapes(small_model):
@@ -56,7 +57,9 @@ def test_roi_features_batched_equals_per_frame(small_model):
 def test_template_boxes_tight_or_whole_image():
     masks = torch.zeros(2, H, W)
     masks[0, 5:10, 20:31] = 1
-    assert mask_boxes(masks).tolist() == [[20.0, 5.0, 30.0, 9.0], [0.0, 0.0, W - 1.0, H - 1.0]]
+    assert mask_boxes(masks, empty="image").tolist() == [[20.0, 5.0, 30.0, 9.0], [0.0, 0.0, W - 1.0, H - 1.0]]
+    assert mask_boxes(masks, empty="legacy").tolist()[1] == [0.0, 0.0, H, W]  # the 2019 masker's box
+    assert mask_boxes(masks, half_open=True).tolist() == [[20.0, 5.0, 31.0, 10.0], [0.0, 0.0, 0.0, 0.0]]
 
 
 def test_step_training_outputs_and_losses(small_model):
@@ -66,8 +69,10 @@ def test_step_training_outputs_and_losses(small_model):
     assert out.assignment.shape[:2] == (2, 3)
     assert out.refined.min() >= 0 and out.refined.max() <= 1
     assert torch.all(out.matched[~valid] == 0) and torch.all(out.refined[~valid] == 0)
-    assert set(out.losses) == {"match", "matched_iou", "refined_iou"}
-    total = weighted_total(out.losses, get_cfg_defaults().LOSS)
+    _, masks, _ = scene()
+    losses = out.losses(masks, valid.float())
+    assert set(losses) == {"match", "matched_iou", "refined_iou"}
+    total = weighted_total(losses, get_cfg_defaults().LOSS)
     small_model.zero_grad()
     total.backward()
     assert small_model.encoder.prop2[0].weight.grad.abs().sum() > 0  # matching gradients reach the features
@@ -79,14 +84,13 @@ def test_step_training_outputs_and_losses(small_model):
 def test_step_eval_keeps_row_maxima_and_carries_state(small_model):
     small_model.eval()
     with torch.no_grad():
-        out, valid = run_step(small_model, targets=False)
-        assert out.losses == {}
+        out, valid = run_step(small_model)
         # frame 1's proposals are the objects' own masks: test mode picks them
         assert torch.equal(out.assignment[1].argmax(1), torch.arange(3))
         _, masks, _ = scene()
-        expected = (out.assignment[1].diagonal()[:, None, None] * 0.9 * masks[1]).clamp(0, 1)
+        expected = out.assignment[1].diagonal()[:, None, None] * 0.9 * masks[1]  # not clamped
         torch.testing.assert_close(out.matched[1], expected)
-        out2, _ = run_step(small_model, targets=False, state=out.state)
+        out2, _ = run_step(small_model, memory=out.memory)
     assert not torch.allclose(out2.refined, out.refined)
 
 
@@ -94,7 +98,7 @@ def test_step_with_no_proposals(small_model):
     small_model.eval()
     empty = [Proposals.empty((H, W)), Proposals.empty((H, W))]
     with torch.no_grad():
-        out, _ = run_step(small_model, targets=False, proposals=empty)
+        out, _ = run_step(small_model, proposals=empty)
     assert torch.all(out.matched == 0) and out.assignment.shape == (2, 3, 4)
 
 
@@ -111,9 +115,27 @@ def test_matching_methods_run_in_the_model(small_model):
         small_model.matcher = type(small_model.matcher)(method=method)
         small_model.eval()
         with torch.no_grad():
-            out, _ = run_step(small_model, targets=False)
+            out, _ = run_step(small_model)
         assert torch.equal(out.assignment[1].argmax(1), torch.arange(3))
     small_model.matcher = type(small_model.matcher)()
+
+
+def test_first_k_rows_zero_invalid_templates_and_drop_their_outputs(small_model):
+    """2019 dmm_model.py: the problem's rows are the first k slots (k valid templates), invalid ones zeroed."""
+    small_model.eval()
+    images, masks, _ = scene()
+    images, masks = images[:1], masks[:1]
+    valid = torch.tensor([[False, True, True]])  # slot 0 absent: not a prefix
+    assert match_rows(valid, "first_k").tolist() == [[True, True, False]]
+    assert match_rows(valid, "valid").tolist() == valid.tolist()
+    with torch.no_grad():
+        feats = small_model.encode(images)
+        templates = small_model.template_features(feats, masks)
+        out = small_model.step(feats, templates, [proposals_from(masks[0], 2)], masks, masks, masks, valid)
+    assert out.rows.tolist() == [[True, True, False]] and out.run.tolist() == [[True, True, False]]
+    assert torch.all(out.cosine[0, 0] == 0)  # the zeroed template of slot 0
+    assert torch.all(out.matched[0, 0] == 0) and torch.all(out.matched[0, 2] == 0)  # slot 2 dropped
+    assert out.matched[0, 1].sum() > 0 and torch.all(out.refined[0, 2] == 0)
 
 
 def test_weighted_total_uses_config():

@@ -1,8 +1,9 @@
 """Writes files in maskrcnn-benchmark's predictions.pth layout (run as a subprocess by tests).
 
-Usage: python legacy_writer.py OUT.pth N_FRAMES SEED [legacy|zip|evil]. A throwaway package
+Usage: python legacy_writer.py OUT.pth N_FRAMES SEED [legacy|zip|evil|nan]. A throwaway package
 ``maskrcnn_benchmark.structures.bounding_box`` with a ``BoxList`` class is created in a
-temporary folder put on sys.path, so the pickle names exactly that class.
+temporary folder put on sys.path, so the pickle names exactly that class. ``nan`` writes the
+zip format with a NaN in the first mask of frame 1.
 """
 
 import os
@@ -52,8 +53,10 @@ def main():
         b.add_field("scores", torch.rand(k, generator=g))
         b.add_field("labels", torch.randint(1, 81, (k,), generator=g))
         b.add_field("mask", torch.rand(k, 1, 28, 28, generator=g))
+        if kind == "nan" and i == 1:
+            b.extra_fields["mask"][0, 0, 3, 4] = float("nan")
         items.append(b)
-    torch.save(items, out, _use_new_zipfile_serialization=(kind == "zip"))
+    torch.save(items, out, _use_new_zipfile_serialization=(kind != "legacy"))
 
 
 if __name__ == "__main__":

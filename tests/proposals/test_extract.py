@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from dmm.cli import run
 from dmm.proposals import extract
 from dmm.proposals.model import build_maskrcnn, load_maskrcnn
 from dmm.proposals.store import ProposalStore
@@ -41,8 +42,9 @@ def test_weights_file_round_trip_and_missing_file(tmp_path, capsys):
     image = [torch.rand(3, 48, 80)]
     a, b = extract.detect(model, image)[0], extract.detect(loaded, image)[0]
     assert torch.equal(a.boxes, b.boxes) and torch.equal(a.masks, b.masks)
-    with pytest.raises(FileNotFoundError, match=r"maskrcnn_resnet50_fpn_v2_coco-.*\.pth.*nowhere"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere/coco\.pth not found.*maskrcnn_resnet50_fpn_v2_coco-"):
         load_maskrcnn(tmp_path / "nowhere" / "coco.pth", "resnet50_fpn_v2")
-    code = extract.main(["--split", "valid", "--out", str(tmp_path / "o"), "--weights",
-                         str(tmp_path / "nowhere.pth"), "--root", str(tmp_path)])
-    assert code == 1 and "valid" in capsys.readouterr().err
+    code = run(extract.main, ["--split", "valid", "--out", str(tmp_path / "o"), "--weights",
+                              str(tmp_path / "nowhere.pth"), "--root", str(tmp_path)])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 2 and line.startswith("error: ") and "valid" in line

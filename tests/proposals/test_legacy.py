@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from dmm.errors import InputError
 from dmm.proposals.legacy import load_legacy_predictions
+from dmm.proposals.reduce import load_split_predictions
 
 WRITER = Path(__file__).with_name("legacy_writer.py")
 
@@ -42,3 +44,16 @@ def test_refuses_code_execution(tmp_path, kind):
 def test_missing_file_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.pth"):
         load_legacy_predictions(tmp_path / "nothing.pth")
+
+
+@pytest.mark.parametrize("kind", ["legacy", "zip"])
+def test_truncated_file_is_named(tmp_path, kind):
+    path = tmp_path / "predictions.pth"
+    write_legacy(path, 5, kind)
+    data = path.read_bytes()
+    for n in (len(data) // 3, len(data) - 10):
+        path.write_bytes(data[:n])
+        with pytest.raises(InputError, match=r"predictions\.pth is truncated or not a torch file"):
+            load_legacy_predictions(path)
+        with pytest.raises(InputError, match=r"predictions\.pth is truncated or not a torch file"):
+            load_split_predictions(path)

@@ -5,7 +5,7 @@ from torchvision.ops import box_iou
 
 from dmm.proposals.ops import (_paste_batched, _paste_boxes, filter_for_matching, paste_masks, paste_roi_masks,
                                prepare_batch_for_matching, prepare_for_matching, tight_boxes)
-from dmm.proposals.structures import Proposals
+from dmm.structures import Proposals
 
 
 def _reference_paste(mask, box, H, W):
@@ -61,21 +61,21 @@ def test_tight_boxes_hand_worked():
     m = torch.zeros(3, 6, 8)
     m[0, 1:3, 2:5] = 0.9
     m[1, 5, 7] = 0.5
-    m[2] = 0.3  # all below threshold
-    assert tight_boxes(m, 0.4).tolist() == [[2, 1, 4, 2], [7, 5, 7, 5], [0, 0, 0, 0]]
+    m[2] = 0.3  # all below threshold: the 2019 masker's [0, 0, H, W] (height and width swapped)
+    assert tight_boxes(m, 0.4).tolist() == [[2, 1, 4, 2], [7, 5, 7, 5], [0, 0, 6, 8]]
 
 
-def test_filter_drops_empty_nms_and_topk():
+def test_filter_keeps_empty_masks_with_the_2019_box_nms_and_topk():
     m = torch.zeros(5, 20, 20)
     m[0, 0:10, 0:10] = 0.9  # A, score 0.8
     m[1, 0:10, 1:10] = 0.9  # overlaps A (IoU 0.9) with a higher score: suppresses A
     m[2, 12:20, 12:20] = 0.6  # C
-    m[3] = 0.39  # empty at 0.4: dropped even though best scored
+    m[3] = 0.39  # empty at 0.4: kept, boxed [0, 0, H, W] as the 2019 masker does
     m[4, 0:10, 5:15] = 0.8  # IoU with B = 50/140 < 0.4: kept
     scores = torch.tensor([0.8, 0.85, 0.7, 0.99, 0.3])
     out = filter_for_matching(m, scores, threshold=0.4, nms_iou=0.4, topk=50)
-    assert out.scores.tolist() == torch.tensor([0.85, 0.7, 0.3]).tolist()
-    assert out.boxes.tolist() == [[1, 0, 9, 9], [12, 12, 19, 19], [5, 0, 14, 9]]
+    assert out.scores.tolist() == torch.tensor([0.99, 0.85, 0.7, 0.3]).tolist()
+    assert out.boxes.tolist() == [[0, 0, 20, 20], [1, 0, 9, 9], [12, 12, 19, 19], [5, 0, 14, 9]]
     assert out.mask_mode == "full" and out.image_size == (20, 20)
     assert len(filter_for_matching(m, scores, topk=2)) == 2
     # pixel-count IoU: two 1-pixel-wide columns side by side do not overlap

@@ -3,7 +3,8 @@ import torch
 
 from dmm.proposals import store as store_mod
 from dmm.proposals.store import ProposalStore, read_video_proposals, write_video_proposals
-from dmm.proposals.structures import Proposals
+from dmm.errors import InputError
+from dmm.structures import Proposals
 
 
 def _frames():
@@ -51,7 +52,7 @@ def test_store_caches_videos_lru(tmp_path, monkeypatch):
         write_video_proposals(tmp_path / f"{v}.pth", _frames())
     loads = []
     real = store_mod._load_video_file
-    monkeypatch.setattr(store_mod, "_load_video_file", lambda p: loads.append(p) or real(p))
+    monkeypatch.setattr(store_mod, "_load_video_file", lambda p, v: loads.append(p) or real(p, v))
     store = ProposalStore(tmp_path, cache_size=2)
     for v, f in [("a", "00000"), ("a", "00005"), ("b", "00000"), ("a", "00010"), ("c", "00000"),
                  ("a", "00000"), ("b", "00000")]:
@@ -67,3 +68,49 @@ def test_bad_files_are_named(tmp_path):
     with pytest.raises(ValueError, match="version 99"):
         read_video_proposals(tmp_path / "y.pth")
 
+
+
+def test_header_names_the_video_and_counts_its_frames(tmp_path):
+    write_video_proposals(tmp_path / "vid1.pth", _frames(), video="vid1")
+    raw = torch.load(tmp_path / "vid1.pth", weights_only=True)
+    assert raw["video"] == "vid1" and raw["num_frames"] == 3
+
+
+def test_file_of_another_video_is_refused(tmp_path):
+    write_video_proposals(tmp_path / "vid2.pth", _frames(), video="vid2")
+    (tmp_path / "vid2.pth").replace(tmp_path / "vid1.pth")  # same frame names, wrong video
+    with pytest.raises(InputError, match=r"vid1\.pth.*video 'vid2'.*'vid1'"):
+        ProposalStore(tmp_path).get("vid1", "00000")
+    with pytest.raises(InputError, match=r"vid1\.pth.*video 'vid2'.*'vid1'"):
+        read_video_proposals(tmp_path / "vid1.pth")
+    assert len(read_video_proposals(tmp_path / "vid1.pth", video="vid2")) == 3
+
+
+def test_frame_count_must_match_the_stored_frames(tmp_path):
+    write_video_proposals(tmp_path / "vid1.pth", _frames())
+    raw = torch.load(tmp_path / "vid1.pth", weights_only=True)
+    del raw["frames"]["00005"]
+    torch.save(raw, tmp_path / "vid1.pth")
+    with pytest.raises(InputError, match=r"vid1\.pth.*3 frames.*holds 2"):
+        ProposalStore(tmp_path).video("vid1")
+
+
+@pytest.mark.parametrize("field", ["boxes", "scores", "masks"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_proposals_are_refused(tmp_path, field, bad):
+    frames = _frames()
+    getattr(frames["00010"], field).view(-1)[1] = bad
+    write_video_proposals(tmp_path / "vid1.pth", frames)
+    store = ProposalStore(tmp_path)
+    assert len(store.get("vid1", "00000")) == 3  # the other frames still read
+    with pytest.raises(InputError, match=rf"non-finite .*{field}.*video 'vid1' frame '00010'.*vid1\.pth"):
+        store.get("vid1", "00010")
+
+
+def test_truncated_file_is_named(tmp_path):
+    write_video_proposals(tmp_path / "vid1.pth", _frames())
+    data = (tmp_path / "vid1.pth").read_bytes()
+    for n in (len(data) // 2, len(data) - 30):
+        (tmp_path / "vid1.pth").write_bytes(data[:n])
+        with pytest.raises(InputError, match=r"proposal file .*vid1\.pth is truncated"):
+            ProposalStore(tmp_path).get("vid1", "00000")

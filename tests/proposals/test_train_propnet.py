@@ -34,12 +34,13 @@ def test_training_reduces_loss_resumes_and_feeds_extractor(synthetic_root, tmp_p
     out = tmp_path / "propnet"
     kw = dict(batch_size=3, lr=0.01, checkpoint_period=3, warmup=2, progress=False)
     losses = train_propnet.train(model, data, out, "resnet18_fpn", 3, **kw)
-    assert len(losses) == 3 and (out / "model_0000003.pth").is_file()
+    assert len(losses) == 3 and (out / "epo00_iter00003" / "trainer.pt").is_file()
     # a fresh run resumes at iteration 4
     torch.manual_seed(0)
     model2 = train_propnet.binary_maskrcnn(None, "resnet18_fpn", **FAST)
-    more = train_propnet.train(model2, data, out, "resnet18_fpn", 8, **kw)
+    more = train_propnet.train(model2, data, out, "resnet18_fpn", 8, **{**kw, "keep": 1})
     assert len(more) == 5
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["epo00_iter00008"]  # retention
     after = _batch_loss(model2, data, idx)
     assert after < 0.95 * before, (before, after)
 

@@ -1,7 +1,7 @@
 """The training / evaluation shell entry points, run with ``sh`` (dash here) as the README does.
 
 Every run sets DRY_RUN=1, so nothing trains even if a check were missing: the scripts print
-the command (``+ ...``) instead of running it.
+the command (``+ ...``) instead of running it; CUDA_VISIBLE_DEVICES is empty, so no GPU is seen.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ SCRIPTS = [
 
 def run(script: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """``sh <repo>/<script> ARGS`` from ``cwd`` with extra environment ``env``."""
-    full_env = {k: v for k, v in os.environ.items() if k not in ("NGPUS", "DATA_ROOT", "MODEL")}
-    full_env.update(DRY_RUN="1", **env)
+    full_env = {k: v for k, v in os.environ.items() if k not in ("NGPUS", "DATA_ROOT", "MODEL", "CHECKPOINT")}
+    full_env.update(DRY_RUN="1", CUDA_VISIBLE_DEVICES="", **env)  # the same on a machine with GPUs
     return subprocess.run(
         [SH, str(REPO / script), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
         timeout=60,
@@ -122,9 +122,13 @@ def test_train_commands(train_data, tmp_path: Path):
         f"SOLVER.EPOCHS 1 DATA.ROOT {d['root']} PROPOSALS.TRAIN_DIR {d['props_train']} "
         f"PROPOSALS.EVAL_DIR {d['props_eval']}"
     )
+    assert "GPU(s)" not in one.stdout and "1 process on the CPU (no CUDA GPU visible)" in one.stdout
     four = run(SCRIPTS[0], tmp_path, *args, NGPUS="4", **_train_env(d))
     assert four.returncode == 0, four.stderr
     assert "/torchrun --nproc_per_node=4 -m dmm.train --config train DATA.SPLIT_DIR" in four.stdout
+    assert "4 processes on the CPU (no CUDA GPU visible)" in four.stdout
+    cuda = run(SCRIPTS[0], tmp_path, *args, "DEVICE", "cuda", **_train_env(d))
+    assert_failed(cuda, "DEVICE cuda", "no CUDA GPU")
     bad = run(SCRIPTS[0], tmp_path, *args, NGPUS="two", **_train_env(d))
     assert_failed(bad, "NGPUS must be a positive integer")
 
@@ -198,3 +202,27 @@ def test_eval_testdev(tmp_path: Path):
     assert (f"-m dmm.test --config eval_testdev --split valid --out {tmp_path / 'res/merged'} "
             f"--checkpoint {tmp_path / 'ckpt'} --videos 2 DATA.ROOT {root}") in proc.stdout
     assert f"sh scripts/submit.sh {tmp_path / 'res/merged'}\n" in proc.stdout
+
+
+def test_eval_r50_files_your_own_checkpoint_under_its_run(tmp_path: Path):
+    root, splits = tmp_path / "ytb", tmp_path / "splits"
+    make_split(root / "train", splits / "val200_meta.json")
+    props = tmp_path / "props"
+    props.mkdir()
+    env = {"DATA_ROOT": str(root), "EVAL_PROPOSALS": str(props), "OUT_ROOT": str(tmp_path / "out")}
+    args = ("DATA.SPLIT_DIR", str(splits))
+    mine = make_checkpoint(tmp_path / "runs/mine/epo05_iter00100")
+    proc = run(SCRIPTS[2], tmp_path, *args, CHECKPOINT=str(mine), **env)
+    assert proc.returncode == 0, proc.stderr
+    (cmd,) = [l for l in proc.stdout.splitlines() if l.startswith("+ ")]
+    out = tmp_path / "runs/mine/eval/epo05_iter00100/trainval/merged"
+    assert cmd.endswith(f"-m dmm.test --config eval --checkpoint {mine} --out {out} --split trainval "
+                        f"DATA.SPLIT_DIR {splits} DATA.ROOT {root} PROPOSALS.EVAL_DIR {props}")
+    assert f"sh scripts/metric/full_eval.sh {out}\n" in proc.stdout
+    assert "ytb_255_50" not in proc.stdout
+    # a checkpoint file (trainer.pt) is filed under its folder's name
+    proc = run(SCRIPTS[2], tmp_path, *args, CHECKPOINT=str(mine / "trainer.pt"), **env)
+    assert proc.returncode == 0 and f"--out {out} " in proc.stdout, proc.stderr
+    assert_failed(run(SCRIPTS[2], tmp_path, *args, CHECKPOINT=str(tmp_path / "runs/none"), **env),
+                  f"checkpoint not found: {tmp_path / 'runs/none'}")
+    assert_failed(run(SCRIPTS[2], tmp_path, *args, MODEL="my_model", **env), "CHECKPOINT=")

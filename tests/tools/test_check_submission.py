@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dmm.cli import run
+
 from .tool_loader import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +53,7 @@ def tree(tmp_path: Path):
 
 def _run(results, meta, images, zip_path=None) -> int:
     argv = [str(results), "--meta", str(meta), "--images", str(images)]
-    return tool.main(argv + (["--zip", str(zip_path)] if zip_path else []))
+    return run(tool.main, argv + (["--zip", str(zip_path)] if zip_path else []))
 
 
 def test_complete_results_zip_layout(tree, tmp_path: Path, capsys):
@@ -82,7 +84,7 @@ def test_missing_video_is_named_and_no_zip(tree, tmp_path: Path, capsys):
         p.unlink()
     (results / "v2").rmdir()
     out = tmp_path / "submission.zip"
-    assert _run(results, meta, images, out) == 1
+    assert _run(results, meta, images, out) == 2
     err = capsys.readouterr().err
     assert "1 of 3 videos have no folder" in err and "v2" in err
     assert not out.exists()
@@ -92,7 +94,7 @@ def test_missing_frames_are_named_per_video(tree, capsys):
     meta, images, results = tree
     (results / "v1/00005.png").unlink()
     (results / "v3/00003.png").unlink()
-    assert _run(results, meta, images) == 1
+    assert _run(results, meta, images) == 2
     err = capsys.readouterr().err
     assert "2 frames missing in 2 videos" in err
     assert "v1: 1 missing: 00005" in err and "v3: 1 missing: 00003" in err
@@ -102,7 +104,7 @@ def test_long_listings_are_truncated(tmp_path: Path, capsys):
     frames = {"long": [f"{i:05d}" for i in range(25)]}
     meta, images = write_split(tmp_path / "valid", frames)
     results = write_results(tmp_path / "merged", {"long": ["00000"]})
-    assert _run(results, meta, images) == 1
+    assert _run(results, meta, images) == 2
     err = capsys.readouterr().err
     assert "long: 24 missing: 00001, 00002" in err and "... and 14 more" in err
     assert "00024" not in err
@@ -123,11 +125,11 @@ def test_bad_pngs_are_reported(tree, capsys):
 
 def test_missing_inputs(tree, tmp_path: Path, capsys):
     meta, images, results = tree
-    assert _run(tmp_path / "nothing", meta, images) == 1
+    assert _run(tmp_path / "nothing", meta, images) == 2
     assert "nothing: results folder not found" in capsys.readouterr().err
-    assert _run(results, tmp_path / "no_meta.json", images) == 1
+    assert _run(results, tmp_path / "no_meta.json", images) == 2
     assert "no_meta.json: meta file not found" in capsys.readouterr().err
     (images / "v3/00003.jpg").unlink()
     (images / "v3").rmdir()
-    assert _run(results, meta, images) == 1
+    assert _run(results, meta, images) == 2
     assert "image folder of video v3 not found" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 
 import numpy as np
 
+from dmm.cli import run
 from dmm.config import load_config
 from dmm.data import YouTubeVOS, build_reader
 
@@ -13,8 +14,8 @@ def test_lmdb_gives_identical_arrays(synthetic_root, tmp_path):
     out = tmp_path / "valid.lmdb"
     assert make_lmdb_tool.main(["--root", str(synthetic_root), "--split", "valid",
                                 "--out", str(out)]) == 0
-    assert make_lmdb_tool.main(["--root", str(synthetic_root), "--split", "valid",
-                                "--out", str(out)]) == 2  # refuses to overwrite
+    assert run(make_lmdb_tool.main, ["--root", str(synthetic_root), "--split", "valid",
+                                     "--out", str(out)]) == 2  # refuses to overwrite
     disk = YouTubeVOS(synthetic_root, "valid")
     cfg = load_config("synthetic", ["DATA.ROOT", str(synthetic_root), "DATA.LMDB", str(out)])
     cached = build_reader(cfg.DATA, "valid")
@@ -32,6 +33,6 @@ def test_lmdb_gives_identical_arrays(synthetic_root, tmp_path):
 
 def test_failed_pack_leaves_nothing(tmp_path):
     out = tmp_path / "x.lmdb"
-    assert make_lmdb_tool.main(["--root", str(tmp_path / "missing"), "--split", "valid",
-                                "--out", str(out)]) == 2
+    assert run(make_lmdb_tool.main, ["--root", str(tmp_path / "missing"), "--split", "valid",
+                                     "--out", str(out)]) == 2
     assert list(tmp_path.iterdir()) == []

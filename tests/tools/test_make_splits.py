@@ -3,6 +3,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dmm.cli import run
+
 from .tool_loader import load_tool
 
 make_splits_tool = load_tool("make_splits")
@@ -44,9 +46,11 @@ def test_small_set_with_frame_index(synthetic_root, tmp_path, capsys):
     assert (out / "valid_vidfid2index.json").is_file()
 
 
-def test_empty_split_fails_cleanly(synthetic_root, tmp_path, capsys):
+def test_small_dataset_error_says_what_to_do(synthetic_root, tmp_path, capsys):
     out = tmp_path / "splits"
-    assert make_splits_tool.main(["--root", str(synthetic_root), "--split-dir", str(out)]) == 2
-    assert "empty" in capsys.readouterr().err
+    assert run(make_splits_tool.main, ["--root", str(synthetic_root), "--split-dir", str(out)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and "6 videos" in line and "empty" in line
+    assert "--counts 4 1" in line and "train_all" in line and str(synthetic_root / "train" / "meta.json") in line
     assert not out.exists() or not any(out.iterdir())
-    assert make_splits_tool.main(["--root", str(tmp_path / "nowhere"), "--split-dir", str(out)]) == 2
+    assert run(make_splits_tool.main, ["--root", str(tmp_path / "nowhere"), "--split-dir", str(out)]) == 2

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from dmm.cli import run
 from dmm.data import YouTubeVOS, frame_index
 from dmm.data.synthetic import SyntheticConfig, generate
 from dmm.proposals.store import ProposalStore, write_split_proposals
-from dmm.proposals.structures import Proposals
+from dmm.structures import Proposals
 
 from .tool_loader import load_tool, tool_path
 
@@ -33,10 +34,10 @@ def run_tool(*args):
 
 
 
-
 def run_main(capsys, *args):
-    """The tool's main() in this process (faster): returns (exit code, stderr)."""
-    code = load_tool("reduce_pth_size_by_videos").main([str(a) for a in args])
+    """The tool's main() in this process (faster), as its command line runs it: returns
+    (exit code, stderr)."""
+    code = run(load_tool("reduce_pth_size_by_videos").main, [str(a) for a in args])
     return code, capsys.readouterr().err
 
 
@@ -85,3 +86,32 @@ def test_project_split_format_and_length_check(root, tmp_path, capsys):
     assert not (tmp_path / "other").exists()
     code, err = run_main(capsys, tmp_path / "missing.pth", "train_all", 2, "--root", root)
     assert code != 0 and "missing.pth" in err
+
+
+def test_non_finite_entry_names_video_frame_and_file(root, tmp_path, capsys):
+    pred = tmp_path / "predictions.pth"
+    subprocess.run([sys.executable, str(WRITER), str(pred), "12", "0", "nan"], check=True)
+    index = frame_index(YouTubeVOS(root, "train_all"))
+    video = sorted(index)[0]
+    frame = sorted(index[video])[1]
+    code, err = run_main(capsys, pred, "train_all", 4, "--root", root)
+    assert code == 2
+    (line,) = [line for line in err.splitlines() if "error" in line]  # besides tqdm's bar
+    assert line.startswith("error: non-finite") and "masks" in line
+    assert f"video {video!r} frame {frame!r} (entry 1 of {pred})" in line
+    assert not (tmp_path / "videos_top4").exists()
+
+
+def test_split_names_of_the_paper_on_a_small_dataset(root, tmp_path, capsys):
+    n = sum(len(f) for f in frame_index(YouTubeVOS(root, "train_all")).values())
+    pred = tmp_path / "predictions.pth"
+    write_split_proposals(pred, [Proposals.empty((64, 96), "roi")] * n)
+    # no train3k / val200 files for a small dataset: the error says to use train_all
+    code, err = run_main(capsys, pred, "train", 2, "--root", root, "--split-dir", tmp_path / "splits")
+    assert code == 2 and "train3k_meta.json" in err and "train_all" in err and str(root / "train") in err
+    # split files made with small counts, but the predictions cover all of train
+    make_splits = load_tool("make_splits")
+    assert make_splits.main(["--root", str(root), "--split-dir", str(tmp_path / "splits"), "--counts", "1", "1",
+                             "--index-splits"]) == 0
+    code, err = run_main(capsys, pred, "train", 2, "--root", root, "--split-dir", tmp_path / "splits")
+    assert code == 2 and f"holds {n} frames" in err and "train_all" in err

@@ -1,13 +1,20 @@
-"""Configuration: yacs defaults, yaml files and ``KEY VALUE`` command-line overrides."""
+"""Configuration: yacs defaults, yaml files and ``KEY VALUE`` command-line overrides.
+
+Every mistake in a config is a :class:`dmm.errors.ConfigError` naming the key and where it came
+from (the yaml file or the command line): unknown keys, values of the wrong type, yaml that does
+not parse, an odd number of overrides, and values no run can use (:func:`validate_config`).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
+import yaml
 from yacs.config import CfgNode
 
+from ..errors import ConfigError, MissingInputError
 from ..io import write_text
 from .defaults import get_cfg_defaults
 
@@ -23,30 +30,116 @@ def resolve_config_path(name: str | os.PathLike) -> Path:
         if candidate.is_file():
             return candidate
     known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise FileNotFoundError(f"config file {name!s} not found (package configs: {known})")
+    raise MissingInputError(f"config file {name!s} not found (package configs: {known})")
+
+
+def _merge_error(source: str, error: Exception) -> ConfigError:
+    """yacs's KeyError or AssertionError (unknown key) or ValueError (wrong type) as a
+    ConfigError naming ``source``."""
+    if isinstance(error, (KeyError, AssertionError)):
+        key = str(error.args[0]).rsplit(": ", 1)[-1]
+        return ConfigError(f"{source}: unknown config key {key} (the keys and their defaults are in "
+                           "src/dmm/config/defaults.py)")
+    return ConfigError(f"{source}: {error}")
+
+
+def _merge_file(cfg: CfgNode, file: Path) -> None:
+    """Merge the yaml mapping of ``file`` into ``cfg``."""
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {file} is not valid yaml: {e}") from None
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {file} is not a mapping of config keys "
+                          f"(its top level is a {type(data).__name__})")
+    try:
+        cfg.merge_from_other_cfg(CfgNode(data))
+    except (KeyError, ValueError) as e:
+        raise _merge_error(f"config file {file}", e) from None
 
 
 def load_config(path: str | os.PathLike | None = None, opts: Sequence[str] = ()) -> CfgNode:
     """Defaults, then the yaml file at ``path`` (if any), then ``KEY VALUE`` pairs in ``opts``.
 
-    Unknown keys are errors, so a typo never silently falls back to a default.
+    Unknown keys are errors, so a typo never silently falls back to a default; the result is
+    checked by :func:`validate_config` and frozen.
     """
     cfg = get_cfg_defaults()
     if len(opts) % 2:
-        raise ValueError(f"overrides must be KEY VALUE pairs, got an odd number: {list(opts)}")
-    # yacs reports unknown keys and type mismatches with assert: turn them into real errors.
+        raise ConfigError(f"command-line overrides must be KEY VALUE pairs, got an odd number: "
+                          f"{' '.join(opts)}")
     if path is not None:
-        file = resolve_config_path(path)
-        try:
-            cfg.merge_from_file(str(file))
-        except AssertionError as e:
-            raise KeyError(f"{file}: {e}") from None
+        _merge_file(cfg, resolve_config_path(path))
     try:
         cfg.merge_from_list(list(opts))
-    except AssertionError as e:
-        raise KeyError(f"command-line override: {e}") from None
+    except (KeyError, AssertionError, ValueError) as e:
+        raise _merge_error("command-line override", e) from None
+    validate_config(cfg)
     cfg.freeze()
     return cfg
+
+
+def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= low), f">= {low}"
+
+
+_PROBABILITY = ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]")
+_THREE_VALUES = ((lambda v: len(v) == 3), "3 values (R, G, B)")
+
+#: key -> (test of its value, what the test asks for).
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "DATA.INPUT_H": _at_least(32),
+    "DATA.INPUT_W": _at_least(32),
+    "DATA.LENGTH_CLIP": _at_least(1),
+    "DATA.MAX_OBJECTS": _at_least(1),
+    "DATA.NUM_WORKERS": _at_least(0),
+    "DATA.MEAN": _THREE_VALUES,
+    "DATA.STD": ((lambda v: len(v) == 3 and all(x > 0 for x in v)), "3 positive values (R, G, B)"),
+    "DATA.SCALE": ((lambda v: len(v) == 2 and 0 < v[0] <= v[1]), "[min, max] with 0 < min <= max"),
+    "DATA.RANDOM_FRAME_PROB": _PROBABILITY,
+    "DATA.HFLIP_PROB": _PROBABILITY,
+    "PROPOSALS.TOPK": _at_least(1),
+    "PROPOSALS.MASK_THRESHOLD": _PROBABILITY,
+    "PROPOSALS.NMS_IOU": _PROBABILITY,
+    "MODEL.IOU_WEIGHT": _PROBABILITY,
+    "MATCHING.LR": _at_least(0),
+    "MATCHING.TRAIN_MAX_ITER": _at_least(0),
+    "MATCHING.TRAIN_PROJ_ITER": _at_least(0),
+    "MATCHING.TEST_MAX_ITER": _at_least(0),
+    "MATCHING.TEST_PROJ_ITER": _at_least(0),
+    "MATCHING.SINKHORN_ITER": _at_least(0),
+    "SOLVER.NECK_LR": _at_least(0),
+    "SOLVER.BACKBONE_LR": _at_least(0),
+    "SOLVER.DECODER_LR": _at_least(0),
+    "SOLVER.WEIGHT_DECAY": _at_least(0),
+    "SOLVER.EPOCHS": _at_least(0),
+    "SOLVER.BATCH_SIZE": _at_least(1),
+    "SOLVER.OWN_PRED_PROB": _PROBABILITY,
+    "SOLVER.GRAD_CLIP": _at_least(0),
+    "SOLVER.CHECKPOINT_PERIOD": _at_least(1),
+    "SOLVER.LOG_PERIOD": _at_least(1),
+    "VAL.PERIOD": _at_least(1),
+    "VAL.NUM_VIDEOS": _at_least(0),
+    "TEST.BATCH_VIDEOS": _at_least(1),
+}
+
+
+def _value(cfg: CfgNode, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def validate_config(cfg: CfgNode) -> None:
+    """Reject values no run can use (a batch of 0, an input smaller than the network's stride,
+    a negative learning rate, ...) with a ConfigError naming the key."""
+    for key, (ok, wanted) in _RULES.items():
+        value = _value(cfg, key)
+        if not ok(value):
+            raise ConfigError(f"config key {key} = {value!r} is impossible: it must be {wanted}")
 
 
 def save_config(cfg: CfgNode, path: str | os.PathLike) -> None:
@@ -54,4 +147,5 @@ def save_config(cfg: CfgNode, path: str | os.PathLike) -> None:
     write_text(path, cfg.dump())
 
 
-__all__ = ["CfgNode", "get_cfg_defaults", "load_config", "save_config", "resolve_config_path"]
+__all__ = ["CfgNode", "get_cfg_defaults", "load_config", "save_config", "resolve_config_path",
+           "validate_config"]

@@ -24,19 +24,31 @@ _C.DATA.EVAL_SPLIT = "trainval"  # val200
 _C.DATA.LMDB = ""  # optional frame cache made by src/tools/make_lmdb.py
 _C.DATA.INPUT_H = 255
 _C.DATA.INPUT_W = 448
+# Frame resize to the input size: "nearest" (2019: PIL's default filter in its Pillow 6.1) or
+# "bilinear". Annotations are always resized by nearest neighbour.
+_C.DATA.IMAGE_RESIZE = "nearest"
 _C.DATA.MEAN = [0.485, 0.456, 0.406]
 _C.DATA.STD = [0.229, 0.224, 0.225]
 _C.DATA.LENGTH_CLIP = 3
 _C.DATA.MAX_OBJECTS = 5
-_C.DATA.RANDOM_FRAME_PROB = 0.5  # online training always draws (probability 1)
+# Later frames of a training clip: the next frame, or with this probability a frame drawn
+# uniformly from the whole video (2019 dataset.py).
+_C.DATA.RANDOM_FRAME_PROB = 0.5
+# Every frame of a clip, the first included, drawn uniformly (2019: the online split).
+_C.DATA.ALL_FRAMES_RANDOM = False
 _C.DATA.NUM_WORKERS = 2
 _C.DATA.AUGMENT = True
 _C.DATA.ROTATION = 10.0  # degrees
-_C.DATA.TRANSLATE = 0.1  # fraction of the image size
-_C.DATA.SHEAR = 0.1
-_C.DATA.SCALE = [0.7, 1.4]
+_C.DATA.TRANSLATE = 0.1  # fraction of the height (rows) and the width (columns)
+_C.DATA.SHEAR = 0.1  # degrees: the 2019 code's unit (nearly no shear)
+_C.DATA.SCALE = [0.7, 1.4]  # zoom, drawn independently for rows and columns
 _C.DATA.HFLIP_PROB = 0.5  # one flip decision per clip
-_C.DATA.SKIP_EMPTY_FIRST = True  # clips whose first frame has no object are skipped
+# Flip the proposals with a flipped clip. The 2019 code did not (a bug): False reproduces it.
+_C.DATA.FLIP_PROPOSALS = True
+_C.DATA.SKIP_EMPTY_FIRST = True  # clip starts whose frame holds none of the video's objects are left out
+# A clip whose first frame's objects have a union box with a short side under this many pixels
+# is replaced by another clip drawn at random (2019 dataset.py); 0 turns the rule off.
+_C.DATA.MIN_SHORT_SIDE = 3
 
 # ----------------------------------------------------------------------------------------
 # Proposals
@@ -72,6 +84,17 @@ _C.MODEL.KERNEL_SIZE = 3
 _C.MODEL.DECODER_CHANNELS = [128, 64, 32, 16]  # coarse to fine
 _C.MODEL.IOU_WEIGHT = 0.3  # similarity = (1 - w) * cosine + w * IoU
 _C.MODEL.IOU_MASK_THRESHOLD = 0.5
+# Objects and slots. "legacy" (2019): object k lives in slot k - 1 (ids up to DATA.MAX_OBJECTS); the
+# matching problem and the decoder take the first k slots, k = the number of valid templates
+# (invalid templates among them zeroed); inference tracks the objects of the video's first
+# annotated frame only. "all": every object its own slot, the matching and decoder take exactly
+# the objects being tracked, and inference starts each object at its first appearance.
+# (docs/faithfulness.md: they differ only for objects absent from the first annotated frame.)
+_C.MODEL.OBJECTS = "legacy"
+# Decoder gate convolutions: True = the mask channel split out and the work shared by the three
+# mask runs done once (2-3x less decoder time; the same values up to float rounding, within the
+# golden fixture's tolerance); False = three full convolutions per cell, the 2019 layout.
+_C.MODEL.DECODER_SHARED_GATES = True
 
 # ----------------------------------------------------------------------------------------
 # Matching layer
@@ -79,10 +102,13 @@ _C.MODEL.IOU_MASK_THRESHOLD = 0.5
 _C.MATCHING = CN()
 _C.MATCHING.METHOD = "dykstra"  # "dykstra" (the paper), "hungarian", "sinkhorn"
 _C.MATCHING.LR = 0.1
-_C.MATCHING.TRAIN_MAX_ITER = 40
+_C.MATCHING.TRAIN_MAX_ITER = 10  # 2019 dmm/configs/train.yaml
 _C.MATCHING.TRAIN_PROJ_ITER = 5
-_C.MATCHING.TEST_MAX_ITER = 10
+_C.MATCHING.TEST_MAX_ITER = 40  # 2019 dmm/configs/eval.yaml
 _C.MATCHING.TEST_PROJ_ITER = 5
+# "exact": one problem at a time in float32 with the 2019 early exits (its bits on the same
+# device); "batched": the padded batch at once, float64 sums, no host synchronisation.
+_C.MATCHING.IMPLEMENTATION = "exact"
 _C.MATCHING.TRAIN_KEEP_THRESHOLD = 0.01  # training keeps entries above this; test keeps row maxima
 _C.MATCHING.SINKHORN_EPSILON = 0.05
 _C.MATCHING.SINKHORN_ITER = 50
@@ -109,9 +135,14 @@ _C.SOLVER.MAX_ITERS_PER_EPOCH = -1  # -1: the whole epoch
 _C.SOLVER.MAX_ITERS = -1  # -1: no global cap
 _C.SOLVER.FINETUNE_AFTER = 3  # from this epoch on, feed own predictions half of the time
 _C.SOLVER.OWN_PRED_PROB = 0.5
-_C.SOLVER.GRAD_CLIP = 0.0  # 0: off
+_C.SOLVER.GRAD_CLIP = 0.0  # 0: off (2019: none)
 _C.SOLVER.AMP = False  # CUDA only
-_C.SOLVER.CHECKPOINT_PERIOD = 500  # iterations; a checkpoint is also written every epoch
+# Run the encoder on frame 0 twice, for the templates and for its step (2019): the same
+# outputs, batch-norm running statistics updated twice. False saves one encoder pass per clip.
+_C.SOLVER.FRAME0_TWICE = True
+_C.SOLVER.CHECKPOINT_PERIOD = 3000  # iterations; a checkpoint is also written at the end of every epoch
+_C.SOLVER.KEEP_CHECKPOINTS = 3  # the newest this many are kept ...
+_C.SOLVER.KEEP_EPOCHS = []  # ... and those written at the end of these epochs (0-based)
 _C.SOLVER.LOG_PERIOD = 10
 
 # ----------------------------------------------------------------------------------------
@@ -126,6 +157,9 @@ _C.TEST = CN()
 _C.TEST.CHECKPOINT = ""
 _C.TEST.OUTPUT_DIR = ""  # default: <OUTPUT_DIR>/eval/<EVAL_SPLIT>
 _C.TEST.BATCH_VIDEOS = 1  # videos processed in lockstep
+# Label maps: "input" (2019: argmax at the network input size, nearest-resized to the frame) or
+# "frame" (probabilities resized bilinearly to the frame, then argmax; given masks at full size).
+_C.TEST.LABELS_AT = "input"
 
 
 def get_cfg_defaults() -> CN:

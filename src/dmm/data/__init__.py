@@ -8,7 +8,7 @@ from __future__ import annotations
 from .davis import DAVIS
 from .errors import DatasetError
 from .splits import SplitPaths, frame_index, resolve_split
-from .structures import ObjectInfo, VideoInfo
+from ..structures import ObjectInfo, VideoInfo
 from .youtubevos import YouTubeVOS
 
 

@@ -1,14 +1,24 @@
-"""Training clips: ``ClipDataset`` and ``collate_clips``.
+"""Training clips with the 2019 rules: ``ClipDataset`` and ``collate_clips``.
 
-One item is one clip of one video: item ``i`` of an epoch is drawn from video ``i`` (the
-reader's sorted list), so an epoch visits every training video once. Every random choice of
-an item comes from a generator seeded by ``(seed, epoch, index)``: a resumed run (same seed,
-``set_epoch``) sees the same clips, whatever the worker count.
+**What an epoch is** (2019 ``youtubeVOS.py``). Each video's frames (its JPEGImages listing,
+without the frames that have no proposal when proposals are used) are cut into
+non-overlapping clips of ``length_clip`` frames starting at 0, L, 2L, ... (the first start
+always, even in a video shorter than L); a start whose frame holds none of the video's objects
+(by the meta's frame lists) is skipped. An epoch is every clip of that list.
 
-A clip starts at an annotated frame with objects; each later frame is the next annotated
-frame, or with probability ``random_frame_prob`` an annotated frame drawn uniformly from the
-whole video. The objects are those present in the first frame (at most ``max_objects``,
-chosen at random when there are more).
+**An item** (2019 ``dataset.py``). Every random choice comes from a generator seeded by
+``(seed, epoch, index)``, so a resumed run sees the same clips. In order: a horizontal flip for
+the whole clip; per frame, the frame itself (frame 0 the clip's start; each later frame the next
+one, or with probability ``random_frame_prob`` a frame drawn uniformly from the whole video;
+with ``all_frames_random``, the online split, every frame including the first is drawn) and
+its affine (:func:`~dmm.data.transforms.sample_affine`). Images and annotations are resized,
+flipped, warped. When the union box of the first frame's objects has a short side under
+``min_short_side`` pixels, the item is replaced by another clip drawn at random.
+
+**Objects** (``objects``): ``"legacy"`` (2019): object k is slot k - 1, ids up to
+``max_objects``; every object of the video's meta has sample weight 1 in every frame, present
+or not. ``"all"``: the objects present in the clip's first frame, in id order (a random subset
+when there are more than ``max_objects``), each weighted 1.
 """
 
 from __future__ import annotations
@@ -20,16 +30,29 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError
+from ..structures import Proposals
 from .errors import DatasetError
-from .transforms import (AffineParams, normalize, resize_image, resize_mask, sample_affine,
-                         sampling_grid, to_tensor, warp)
+from .transforms import (AffineParams, affine_source_index, normalize, resize_image, resize_mask, sample_affine,
+                         to_tensor, warp_nearest)
 
-ProposalFn = Callable[[str, str, tuple[int, int]], dict]
+#: ``(video, frame) -> Proposals`` of a frame, as stored (any size, roi or full masks)
+ProposalFn = Callable[[str, str], Proposals]
+#: ``(video) -> {frame: number of proposals}``, to leave out frames without proposals
+CountFn = Callable[[str], dict]
 
-#: starting frames tried for a video before another video is drawn instead
-_START_TRIES = 8
-#: videos tried for one item before giving up
-_VIDEO_TRIES = 10
+OBJECT_RULES = ("legacy", "all")
+#: draws of a replacement clip before an item gives up (the short-side rule)
+_REPLACEMENTS = 100
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One entry of the clip list: ``frames[start]`` starts it; ``frames`` is the video's usable list."""
+
+    video: str
+    frames: tuple[str, ...]
+    start: int
 
 
 @dataclass(frozen=True)
@@ -38,183 +61,196 @@ class ClipPlan:
 
     Attributes:
         video: the video the clip comes from.
-        frames: the clip's T frame names.
-        object_ids: ids of the clip's objects (present in its first frame), sorted, <= O.
+        frames: the clip's frame names (``length_clip`` of them, fewer for a short video).
         flip: whether the whole clip is flipped horizontally.
-        affines: per frame, a (3, 3) pixel affine (input -> output), or None (no augmentation).
+        affines: per frame, a (3, 3) float32 affine, or None without augmentation.
     """
 
     video: str
     frames: list[str]
-    object_ids: list[int]
     flip: bool
-    affines: list[np.ndarray | None]
+    affines: list[torch.Tensor | None]
+
+
+def short_side(masks: torch.Tensor) -> int:
+    """Short side of the union box of ``masks (O, H, W)`` (max - min of the pixel indices), 0 if empty."""
+    union = masks.sum(0) > 0
+    if not bool(union.any()):
+        return 0
+    rows = torch.nonzero(union.any(1)).flatten()
+    cols = torch.nonzero(union.any(0)).flatten()
+    return int(min(rows[-1] - rows[0], cols[-1] - cols[0]))
 
 
 class ClipDataset(Dataset):
-    """Clips of ``length_clip`` frames at ``input_size`` for training.
+    """Clips of ``length_clip`` frames at ``input_size`` for training (module docstring).
 
     ``__getitem__(i) -> dict``:
-        images: (T, 3, H, W) float, ImageNet-normalised.
-        masks: (T, O, H, W) float in {0, 1}, O = max_objects (zero padding).
-        valid: (O,) bool, object present in the clip's first frame.
-        object_ids: (O,) int64, the objects' original ids (0 for padding).
+        images: (T, 3, H, W) float, ImageNet-normalised, flipped and warped.
+        masks: (T, O, H, W) float in {0, 1}, the objects' masks by slot (O = ``max_objects``).
+        weights: (O,) float sample weights (1 for the clip's objects).
+        object_ids: (O,) int64, each slot's object id (0 for an empty slot).
         video: str; frames: list[str] (len T).
-        proposals: list (len T) of the ``proposal_fn`` dicts with ``masks`` warped and flipped
-            like the frame, or None without ``proposal_fn``.
-
-    Args:
-        reader: a dataset reader (``YouTubeVOS`` / ``DAVIS``).
-        proposal_fn: ``(video, frame, (H, W)) -> dict`` with ``masks (N, H, W) float in [0, 1]``
-            and ``scores (N,)`` at input size.
-        skip_empty_first: draw another start when the first frame has none of the objects.
+        flip: bool; affines: (T, 3, 3) float32 (identity without augmentation).
+        proposals: T :class:`Proposals` as stored (the training step pastes, flips and warps them
+            alike with the frame, on its device), or None without ``proposals``.
     """
 
     def __init__(self, reader, *, length_clip: int = 3, max_objects: int = 5,
                  input_size: tuple[int, int] = (255, 448),
-                 mean: Sequence[float] = (0.485, 0.456, 0.406),
-                 std: Sequence[float] = (0.229, 0.224, 0.225),
-                 random_frame_prob: float = 0.5, augment: AffineParams | None = None,
-                 hflip_prob: float = 0.5, seed: int = 0, proposal_fn: ProposalFn | None = None,
-                 skip_empty_first: bool = True):
+                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
+                 random_frame_prob: float = 0.5, all_frames_random: bool = False,
+                 augment: AffineParams | None = None, hflip_prob: float = 0.5, seed: int = 0,
+                 proposals: ProposalFn | None = None, proposal_counts: CountFn | None = None,
+                 skip_empty_first: bool = True, min_short_side: int = 3, objects: str = "legacy",
+                 image_resize: str = "nearest"):
         if length_clip < 1 or max_objects < 1:
             raise ValueError("length_clip and max_objects must be >= 1")
         if not 0 <= random_frame_prob <= 1 or not 0 <= hflip_prob <= 1:
             raise ValueError("random_frame_prob and hflip_prob must be in [0, 1]")
+        if objects not in OBJECT_RULES:
+            raise ConfigError(f"unknown MODEL.OBJECTS {objects!r} (one of {OBJECT_RULES})")
         self.reader = reader
-        self.videos: list[str] = list(reader.videos)
-        if not self.videos:
-            raise DatasetError("ClipDataset: the reader's split has no videos")
         self.length_clip = length_clip
         self.max_objects = max_objects
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.mean, self.std = tuple(mean), tuple(std)
         self.random_frame_prob = random_frame_prob
+        self.all_frames_random = all_frames_random
         self.augment = augment
         self.hflip_prob = hflip_prob
         self.seed = seed
-        self.proposal_fn = proposal_fn
-        self.skip_empty_first = skip_empty_first
+        self.proposals = proposals
+        self.min_short_side = min_short_side
+        self.objects = objects
+        self.image_resize = image_resize
         self.epoch = 0
+        self.clips = self._clip_list(proposal_counts, skip_empty_first)
+        if not self.clips:
+            raise DatasetError("ClipDataset: the split gives no clip (no video has a frame with objects"
+                               + (" and proposals)" if proposal_counts else ")"))
 
     @classmethod
-    def from_config(cls, reader, cfg, proposal_fn: ProposalFn | None = None,
-                    random_frame_prob: float | None = None) -> "ClipDataset":
-        """Build from a full config (``cfg.DATA``, ``cfg.SEED``). Online training passes
-        ``random_frame_prob=1.0``."""
+    def from_config(cls, reader, cfg, proposals: ProposalFn | None = None, proposal_counts: CountFn | None = None,
+                    all_frames_random: bool | None = None) -> "ClipDataset":
+        """Build from a full config (``cfg.DATA``, ``cfg.MODEL.OBJECTS``, ``cfg.SEED``)."""
         d = cfg.DATA
         augment = AffineParams.from_config(d)
-        return cls(reader, length_clip=d.LENGTH_CLIP, max_objects=d.MAX_OBJECTS,
-                   input_size=(d.INPUT_H, d.INPUT_W), mean=d.MEAN, std=d.STD,
-                   random_frame_prob=d.RANDOM_FRAME_PROB if random_frame_prob is None
-                   else random_frame_prob,
-                   augment=augment, hflip_prob=d.HFLIP_PROB if augment is not None else 0.0,
-                   seed=cfg.SEED, proposal_fn=proposal_fn, skip_empty_first=d.SKIP_EMPTY_FIRST)
+        return cls(reader, length_clip=d.LENGTH_CLIP, max_objects=d.MAX_OBJECTS, input_size=(d.INPUT_H, d.INPUT_W),
+                   mean=d.MEAN, std=d.STD, random_frame_prob=d.RANDOM_FRAME_PROB,
+                   all_frames_random=d.ALL_FRAMES_RANDOM if all_frames_random is None else all_frames_random,
+                   augment=augment, hflip_prob=d.HFLIP_PROB if augment is not None else 0.0, seed=cfg.SEED,
+                   proposals=proposals, proposal_counts=proposal_counts, skip_empty_first=d.SKIP_EMPTY_FIRST,
+                   min_short_side=d.MIN_SHORT_SIDE, objects=cfg.MODEL.OBJECTS, image_resize=d.IMAGE_RESIZE)
+
+    # --- the clip list -----------------------------------------------------------------------
+    def _clip_list(self, counts: CountFn | None, skip_empty_first: bool) -> list[Clip]:
+        clips = []
+        for video in self.reader.videos:
+            frames = list(self.reader.frames(video))
+            if counts is not None:
+                n = counts(video)
+                frames = [f for f in frames if n.get(f, 0) > 0]
+            if not frames:
+                continue
+            info = self.reader.info(video)
+            listed = set().union(*(o.frames for o in info.objects.values())) if info.objects else set()
+            num = len(frames) // self.length_clip
+            for start in [0] + [k * self.length_clip for k in range(1, num)]:
+                if skip_empty_first and frames[start] not in listed:
+                    continue
+                clips.append(Clip(video, tuple(frames), start))
+        return clips
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the clips of ``epoch`` (call before each epoch, also when resuming)."""
+        """Select the random choices of ``epoch`` (call before each epoch, also when resuming)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.videos)
+        return len(self.clips)
 
-    # --- sampling --------------------------------------------------------------------------
-    def plan(self, index: int) -> ClipPlan:
-        """The random choices of item ``index`` in the current epoch (deterministic)."""
-        if not 0 <= index < len(self.videos):
+    # --- sampling ----------------------------------------------------------------------------
+    def plan(self, clip: Clip, rng: np.random.Generator) -> ClipPlan:
+        """The random choices of one item of ``clip`` (draws from ``rng`` in the 2019 order)."""
+        n = len(clip.frames)
+        flip = bool(rng.random() < self.hflip_prob)
+        names, affines = [], []
+        for ii in range(min(self.length_clip, n - clip.start)):
+            position = clip.start + ii
+            if self.all_frames_random or (ii > 0 and rng.random() < self.random_frame_prob):
+                position = min(int(rng.random() * n), n - 1)
+            names.append(clip.frames[position])
+            affines.append(sample_affine(rng, self.augment, self.input_size) if self.augment else None)
+        return ClipPlan(clip.video, names, flip, affines)
+
+    # --- loading -----------------------------------------------------------------------------
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self.clips):
             raise IndexError(index)
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        video = self.videos[index]
-        for _ in range(_VIDEO_TRIES):
-            start = self._draw_start(video, rng)
-            if start is not None:
-                return self._complete_plan(video, *start, rng)
-            video = self.videos[int(rng.integers(len(self.videos)))]
-        raise DatasetError(f"no annotated frame with objects found for item {index} "
-                           f"(last video tried: {video!r})")
+        clip = self.clips[index]
+        for _ in range(_REPLACEMENTS):
+            item = self._load(self.plan(clip, rng), rng)
+            if item is not None:
+                return item
+            clip = self.clips[int(rng.random() * len(self.clips))]  # the short-side rule: another clip
+        raise DatasetError(f"item {index}: {_REPLACEMENTS} clips in a row had objects with a union box "
+                           f"short side under {self.min_short_side} pixels in their first frame")
 
-    def _draw_start(self, video: str, rng: np.random.Generator):
-        """(annotated frames, start position, ids present at the start) or None."""
-        frames = self.reader.annotated_frames(video)
+    def _slots(self, video: str, first: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """Object id per slot (0 for none)."""
         info = self.reader.info(video)
-        listed = set().union(*(set(o.frames) for o in info.objects.values())) \
-            if info.objects else set()
-        candidates = [k for k, f in enumerate(frames) if not listed or f in listed]
-        roomy = [k for k in candidates if k <= len(frames) - self.length_clip]
-        candidates = roomy or candidates
-        if not candidates:
-            return None
-        for _ in range(_START_TRIES):
-            k = candidates[int(rng.integers(len(candidates)))]
-            mask = self.reader.annotation(video, frames[k])
-            ids = sorted(int(i) for i in np.unique(mask) if i and int(i) in info.objects)
-            if ids or not self.skip_empty_first:
-                return frames, k, ids
-        return None
+        if self.objects == "legacy":
+            return [k + 1 if k + 1 in info.objects else 0 for k in range(self.max_objects)]
+        present = sorted(int(i) for i in np.unique(first) if i and int(i) in info.objects)
+        if len(present) > self.max_objects:
+            present = sorted(int(i) for i in rng.choice(present, self.max_objects, replace=False))
+        return present + [0] * (self.max_objects - len(present))
 
-    def _complete_plan(self, video: str, frames: list[str], start: int, ids: list[int],
-                       rng: np.random.Generator) -> ClipPlan:
-        positions = [start]
-        for _ in range(self.length_clip - 1):
-            if rng.random() < self.random_frame_prob:
-                positions.append(int(rng.integers(len(frames))))
-            else:
-                positions.append(min(positions[-1] + 1, len(frames) - 1))
-        if len(ids) > self.max_objects:
-            ids = sorted(int(i) for i in rng.choice(ids, self.max_objects, replace=False))
-        flip = bool(rng.random() < self.hflip_prob)
-        affines = [sample_affine(rng, self.augment, self.input_size) if self.augment else None
-                   for _ in positions]
-        return ClipPlan(video, [frames[p] for p in positions], ids, flip, affines)
-
-    # --- loading ---------------------------------------------------------------------------
-    def __getitem__(self, index: int) -> dict:
-        plan = self.plan(index)
-        O, (H, W) = self.max_objects, self.input_size
-        ids = torch.zeros(O, dtype=torch.int64)
-        ids[: len(plan.object_ids)] = torch.as_tensor(plan.object_ids, dtype=torch.int64)
-        valid = ids > 0
-        images = torch.empty(self.length_clip, 3, H, W)
-        masks = torch.zeros(self.length_clip, O, H, W)
-        proposals = [] if self.proposal_fn is not None else None
-        for t, (frame, matrix) in enumerate(zip(plan.frames, plan.affines)):
-            grid = sampling_grid(matrix, self.input_size)
-            image = to_tensor(resize_image(self.reader.image(plan.video, frame), self.input_size))
+    def _load(self, plan: ClipPlan, rng: np.random.Generator) -> dict | None:
+        H, W = self.input_size
+        T = len(plan.frames)
+        images = torch.empty(T, 3, H, W)
+        annotations = []
+        for t, frame in enumerate(plan.frames):
             annotation = self.reader.annotation(plan.video, frame)
             if annotation is None:
                 raise DatasetError(f"video {plan.video!r} frame {frame!r}: no annotation")
-            annotation = torch.from_numpy(resize_mask(annotation, self.input_size))
-            frame_masks = (annotation[None] == ids[:, None, None]) & valid[:, None, None]
-            image = warp(image, grid, "bilinear")
-            frame_masks = warp(frame_masks.float(), grid, "nearest")
+            image = resize_image(self.reader.image(plan.video, frame), self.input_size, self.image_resize)
+            annotation = resize_mask(annotation, self.input_size)
             if plan.flip:
-                image, frame_masks = image.flip(-1), frame_masks.flip(-1)
-            images[t] = normalize(image, self.mean, self.std)
-            masks[t] = frame_masks
-            if proposals is not None:
-                proposals.append(self._warp_proposals(plan, frame, grid))
-        return {"images": images, "masks": masks, "valid": valid, "object_ids": ids,
-                "video": plan.video, "frames": list(plan.frames), "proposals": proposals}
-
-    def _warp_proposals(self, plan: ClipPlan, frame: str, grid: torch.Tensor | None) -> dict:
-        props = dict(self.proposal_fn(plan.video, frame, self.input_size))
-        pm = props["masks"]
-        if pm.dim() != 3 or tuple(pm.shape[1:]) != self.input_size:
-            raise DatasetError(
-                f"video {plan.video!r} frame {frame!r}: proposal masks must be (N, "
-                f"{self.input_size[0]}, {self.input_size[1]}), got {tuple(pm.shape)}")
-        pm = warp(pm.float(), grid, "bilinear").clamp_(0, 1)
-        props["masks"] = pm.flip(-1) if plan.flip else pm
-        return props
+                image, annotation = image[:, ::-1], annotation[:, ::-1]
+            index = None if plan.affines[t] is None else affine_source_index(plan.affines[t], self.input_size)
+            images[t] = normalize(warp_nearest(to_tensor(image), index), self.mean, self.std)
+            annotations.append(warp_nearest(torch.from_numpy(np.ascontiguousarray(annotation)), index))
+        ids = torch.tensor(self._slots(plan.video, annotations[0].numpy(), rng), dtype=torch.int64)
+        masks = torch.stack([(a[None] == ids[:, None, None]) & (ids[:, None, None] > 0) for a in annotations]).float()
+        if self.min_short_side > 0 and short_side(masks[0]) < self.min_short_side:
+            return None
+        identity = torch.eye(3)
+        return {
+            "images": images, "masks": masks, "weights": (ids > 0).float(), "object_ids": ids,
+            "video": plan.video, "frames": list(plan.frames), "flip": plan.flip,
+            "affines": torch.stack([identity if a is None else a for a in plan.affines]),
+            "proposals": None if self.proposals is None else [self.proposals(plan.video, f) for f in plan.frames],
+        }
 
 
 def collate_clips(items: list[dict]) -> dict:
-    """Stack the tensors of ``ClipDataset`` items to ``(B, ...)``; keep ``video``, ``frames``
-    and ``proposals`` as lists of length B."""
+    """Stack the tensors of ``ClipDataset`` items to ``(B, ...)``, keep the rest as lists of length B.
+
+    Clips are cut to the shortest one of the batch (a video shorter than the clip length gives
+    a short clip), as the 2019 collate does.
+    """
     if not items:
         raise ValueError("collate_clips: empty batch")
-    out = {key: torch.stack([it[key] for it in items])
-           for key in ("images", "masks", "valid", "object_ids")}
-    for key in ("video", "frames", "proposals"):
+    t = min(len(it["frames"]) for it in items)
+    out = {key: torch.stack([it[key][:t] for it in items]) for key in ("images", "masks", "affines")}
+    for key in ("weights", "object_ids"):
+        out[key] = torch.stack([it[key] for it in items])
+    out["flip"] = torch.tensor([it["flip"] for it in items])
+    for key in ("video",):
         out[key] = [it[key] for it in items]
+    out["frames"] = [it["frames"][:t] for it in items]
+    out["proposals"] = None if items[0]["proposals"] is None else [it["proposals"][:t] for it in items]
     return out

@@ -40,8 +40,9 @@ class VideoStream:
 
     def __init__(self, reader, video: str, input_size: tuple[int, int],
                  mean: Sequence[float] = (0.485, 0.456, 0.406),
-                 std: Sequence[float] = (0.229, 0.224, 0.225)):
+                 std: Sequence[float] = (0.229, 0.224, 0.225), resize: str = "nearest"):
         self.reader = reader
+        self.resize = resize
         self.video = video
         self.info = reader.info(video)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -59,5 +60,14 @@ class VideoStream:
         name = self.info.frames[index]
         image = self.reader.image(self.video, name)
         size = (int(image.shape[0]), int(image.shape[1]))
-        tensor = normalize(to_tensor(resize_image(image, self.input_size)), self.mean, self.std)
-        return FrameInput(index, name, tensor, self.reader.annotation(self.video, name), size)
+        return frame_input(index, name, image, self.reader.annotation(self.video, name), self.input_size,
+                           self.mean, self.std, self.resize)
+
+
+def frame_input(index: int, name: str, image: np.ndarray, annotation: np.ndarray | None,
+                input_size: tuple[int, int], mean: Sequence[float], std: Sequence[float],
+                resize: str = "nearest") -> FrameInput:
+    """A decoded frame ``(h, w, 3) uint8`` made ready for the network (resized, normalised)."""
+    size = (int(image.shape[0]), int(image.shape[1]))
+    tensor = normalize(to_tensor(resize_image(image, input_size, resize)), mean, std)
+    return FrameInput(index, name, tensor, annotation, size)

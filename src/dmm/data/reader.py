@@ -2,7 +2,9 @@
 
 A reader reads frames and annotations through a source (a folder or an LMDB, see
 ``storage``), lists a video's frames (the JPEGImages listing, sorted), and finds each
-object's first frame: the first annotated frame whose mask contains the object's id.
+object's first frame: the first annotated frame whose mask contains the object's id. When the
+dataset has a meta file, every annotation read is checked against it: an object id painted in
+an annotation but missing from the meta is an error naming the video, frame, file and id.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from .errors import DatasetError
 from .palette import decode_annotation, decode_image, image_size
 from .storage import FolderSource, LmdbSource
-from .structures import ObjectInfo, VideoInfo
+from ..structures import ObjectInfo, VideoInfo
 
 IMAGE_EXT = ".jpg"
 ANNOTATION_EXT = ".png"
@@ -35,6 +37,8 @@ class VideoReader:
     """
 
     videos: list[str]
+    #: the meta file that lists the objects, for messages (subclasses with a meta set it).
+    meta_name: str = "the meta file"
 
     def __init__(self, source, image_dir: str, annotation_dir: str):
         self.source = source
@@ -43,6 +47,7 @@ class VideoReader:
         self._frames: dict[str, list[str]] = {}
         self._sizes: dict[str, tuple[int, int]] = {}
         self._infos: dict[str, VideoInfo] = {}
+        self._meta_ids: dict[str, frozenset[int] | None] = {}
 
     # --- per-video meta (subclasses) -------------------------------------------------------
     def _meta_objects(self, video: str) -> dict[int, tuple[str | None, list[str]]] | None:
@@ -112,7 +117,25 @@ class VideoReader:
             raise DatasetError(
                 f"{name}: annotation size {mask.shape[1]}x{mask.shape[0]} differs from its "
                 f"image size {self.frame_size(video)[1]}x{self.frame_size(video)[0]} (w x h)")
+        self._check_painted_ids(video, frame, mask, name)
         return mask
+
+    def _check_painted_ids(self, video: str, frame: str, mask: np.ndarray, name: str) -> None:
+        """Every id painted in ``mask`` (h, w) uint8 is an object of the video's meta."""
+        if video not in self._meta_ids:
+            meta = self._meta_objects(video)
+            self._meta_ids[video] = None if meta is None else frozenset(meta)
+        known = self._meta_ids[video]
+        if known is None:
+            return
+        painted = np.flatnonzero(np.bincount(mask.ravel(), minlength=256)[1:]) + 1
+        unknown = [int(i) for i in painted if int(i) not in known]
+        if unknown:
+            ids = ("object id " if len(unknown) == 1 else "object ids ") + ", ".join(map(str, unknown))
+            raise DatasetError(
+                f"{name}: video {video!r} frame {frame!r} has {ids} painted in its annotation but "
+                f"not among the video's objects {sorted(known)} in {self.meta_name}: add the "
+                "object to the meta file or clear it from the annotation")
 
     # --- objects ---------------------------------------------------------------------------
     def info(self, video: str) -> VideoInfo:

@@ -69,7 +69,8 @@ def split_video_ids(video_ids: Sequence[str],
         raise DatasetError(
             f"the split rule (first {n_train} sorted ids train3k, next {n_val} val200, rest "
             f"test271) leaves {', '.join(empty)} empty with only {len(ids)} videos; "
-            "use smaller counts for a small dataset"
+            "use smaller counts for a small dataset (make_splits.py --counts TRAIN VAL), or the "
+            "split train_all, which reads all of <root>/train"
         )
     return out
 

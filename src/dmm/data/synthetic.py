@@ -37,6 +37,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..cli import run
+from ..errors import InputError, OutputExistsError
 from ..io import atomic_dir
 from .palette import save_palette_png
 
@@ -60,13 +62,13 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         if self.num_train < 0 or self.num_valid < 0 or self.num_train + self.num_valid == 0:
-            raise ValueError("need at least one video (num_train + num_valid > 0)")
+            raise InputError("need at least one video (num_train + num_valid > 0)")
         if self.num_frames < 2:
-            raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
+            raise InputError(f"num_frames must be >= 2, got {self.num_frames}")
         if self.height < 32 or self.width < 32:
-            raise ValueError(f"frame size must be at least 32x32, got {self.height}x{self.width}")
+            raise InputError(f"frame size must be at least 32x32, got {self.height}x{self.width}")
         if not 1 <= self.max_targets < DISTRACTOR_ID_BASE:
-            raise ValueError(f"max_targets must be in [1, {DISTRACTOR_ID_BASE}), got {self.max_targets}")
+            raise InputError(f"max_targets must be in [1, {DISTRACTOR_ID_BASE}), got {self.max_targets}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -381,7 +383,7 @@ def generate(root: str | os.PathLike, cfg: SyntheticConfig = SyntheticConfig(),
     """
     root = Path(root)
     if root.exists() and not overwrite:
-        raise FileExistsError(f"{root} already exists (pass --overwrite to replace it)")
+        raise OutputExistsError(f"{root} already exists (pass --overwrite to replace it)")
     record: dict = {"config": cfg.__dict__, "frame_step": FRAME_STEP,
                     "distractor_id_base": DISTRACTOR_ID_BASE, "splits": {}}
     staging = root.with_name(root.name + ".new")
@@ -430,14 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = SyntheticConfig(args.train_videos, args.valid_videos, args.frames, args.height,
                           args.width, args.seed, args.max_objects)
-    try:
-        root = generate(args.root, cfg, overwrite=args.overwrite)
-    except (FileExistsError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    root = generate(args.root, cfg, overwrite=args.overwrite)
     print(f"wrote {cfg.num_train} train + {cfg.num_valid} valid videos to {root}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

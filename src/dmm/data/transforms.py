@@ -1,8 +1,10 @@
-"""Resizing, normalisation and the random affine augmentation of training clips.
+"""Resizing, normalisation and the random affine augmentation of training clips (2019 rules).
 
-One affine, drawn per frame, is applied alike to the image (bilinear), its annotation masks
-(nearest) and its proposal masks (bilinear) through the same sampling grid, so they stay
-pixel-aligned. Frames are resized to the network input first, then warped at input size.
+Frames are resized to the network input by nearest neighbour (the 2019 code's PIL default),
+annotations always by nearest neighbour. One affine, drawn per frame, is applied alike to the
+image, its annotation and its proposal masks through the same nearest-neighbour source index
+(:func:`affine_source_index`), so they stay pixel-aligned. The project's one implementation of
+the augmentation: the training clips and ``src/tools/make_train_online_dataset.py`` use it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -23,9 +26,9 @@ class AffineParams:
 
     Attributes:
         rotation: largest rotation in degrees (drawn in [-rotation, rotation]).
-        translate: largest shift as a fraction of the width / height.
-        shear: largest shear, in radians (drawn in [-shear, shear]).
-        scale: (min, max) zoom.
+        translate: largest shift as a fraction of the height (rows) and width (columns).
+        shear: largest shear, in degrees (the 2019 code's unit: 0.1 is nearly no shear).
+        scale: (min, max) zoom, drawn independently for rows and columns.
     """
 
     rotation: float = 10.0
@@ -42,12 +45,24 @@ class AffineParams:
                    (float(cfg_data.SCALE[0]), float(cfg_data.SCALE[1])))
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``(h, w, 3) uint8`` -> ``(H, W, 3) uint8`` (bilinear; area averaging when shrinking a lot)."""
+IMAGE_RESIZE = ("nearest", "bilinear")
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
+    """``(h, w, 3) uint8`` -> ``(H, W, 3) uint8``.
+
+    ``mode`` (``DATA.IMAGE_RESIZE``): ``"nearest"`` is what the 2019 code did (PIL's ``resize``
+    without a filter, NEAREST in its pinned Pillow 6.1: source pixel ``floor((i + 0.5) * src / dst)``,
+    OpenCV's ``INTER_NEAREST_EXACT``); ``"bilinear"`` smooths (area averaging when shrinking a lot).
+    """
     h, w = image.shape[:2]
     H, W = size
     if (h, w) == (H, W):
         return image
+    if mode == "nearest":
+        return cv2.resize(image, (W, H), interpolation=cv2.INTER_NEAREST_EXACT)
+    if mode != "bilinear":
+        raise ConfigError(f"unknown DATA.IMAGE_RESIZE {mode!r} (one of {IMAGE_RESIZE})")
     interp = cv2.INTER_AREA if (h >= 2 * H and w >= 2 * W) else cv2.INTER_LINEAR
     return cv2.resize(image, (W, H), interpolation=interp)
 
@@ -72,50 +87,56 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255)
 
 
-def sample_affine(rng: np.random.Generator, params: AffineParams,
-                  size: tuple[int, int]) -> np.ndarray:
-    """A random affine about the image centre, ``(3, 3)`` float64 mapping input pixel
-    coordinates (x, y) to output pixel coordinates."""
-    H, W = size
-    angle = math.radians(rng.uniform(-params.rotation, params.rotation))
-    tx = rng.uniform(-params.translate, params.translate) * W
-    ty = rng.uniform(-params.translate, params.translate) * H
-    shear = rng.uniform(-params.shear, params.shear)
-    zoom = rng.uniform(*params.scale)
-    cx, cy = (W - 1) / 2, (H - 1) / 2
-    to_origin = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
-    back = np.array([[1, 0, cx + tx], [0, 1, cy + ty], [0, 0, 1]], dtype=np.float64)
-    rot = np.array([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0],
-                    [0, 0, 1]])
-    sh = np.array([[1, -math.sin(shear), 0], [0, math.cos(shear), 0], [0, 0, 1]])
-    sc = np.diag([zoom, zoom, 1.0])
-    return back @ rot @ sh @ sc @ to_origin
+def sample_affine(rng: np.random.Generator, params: AffineParams, size: tuple[int, int]) -> torch.Tensor:
+    """A random affine of the 2019 augmentation (RVOS's ``RandomAffine``), drawn in its order.
 
+    Six draws: rotation (degrees), translation of rows then columns (fractions of H and W),
+    shear (**degrees**, as the 2019 code interprets its 0.1), zoom of rows then columns
+    (independent). The matrix ``R @ T @ S @ Z`` acts on (row, col) pixel coordinates, built and
+    multiplied in float32 like the 2019 code.
 
-def sampling_grid(matrix: np.ndarray | None, size: tuple[int, int]) -> torch.Tensor | None:
-    """``grid_sample`` grid (1, H, W, 2) for the pixel affine ``matrix`` (input -> output)
-    at output size ``(H, W)``; None for None (no warp). Compute once per frame, then
-    :func:`warp` the image, its masks and its proposals with it."""
-    if matrix is None:
-        return None
-    H, W = size
-    # pixel -> normalised coordinates for align_corners=False
-    norm = np.array([[2 / W, 0, 1 / W - 1], [0, 2 / H, 1 / H - 1], [0, 0, 1]])
-    theta = norm @ np.linalg.inv(matrix) @ np.linalg.inv(norm)
-    theta_t = torch.as_tensor(theta[:2], dtype=torch.float32)[None]
-    return F.affine_grid(theta_t, [1, 1, H, W], align_corners=False)
-
-
-def warp(x: torch.Tensor, grid: torch.Tensor | None, mode: str) -> torch.Tensor:
-    """Warp ``x: (C, H, W) float`` with a :func:`sampling_grid` (None: unchanged).
-
-    ``mode``: "bilinear" (images, probabilities) or "nearest" (binary masks). Outside the
-    source is 0.
+    Returns:
+        (3, 3) float32, for :func:`affine_source_index`.
     """
-    if grid is None or x.shape[0] == 0:
+    h, w = size
+    theta = math.radians(rng.uniform(-params.rotation, params.rotation))
+    shift_rows = rng.uniform(-params.translate, params.translate) * h
+    shift_cols = rng.uniform(-params.translate, params.translate) * w
+    shear = math.radians(rng.uniform(-params.shear, params.shear))
+    zoom_rows = rng.uniform(*params.scale)
+    zoom_cols = rng.uniform(*params.scale)
+    f32 = torch.float32
+    rot = torch.tensor([[math.cos(theta), -math.sin(theta), 0], [math.sin(theta), math.cos(theta), 0], [0, 0, 1]], dtype=f32)
+    shift = torch.tensor([[1, 0, shift_rows], [0, 1, shift_cols], [0, 0, 1]], dtype=f32)
+    sh = torch.tensor([[1, -math.sin(shear), 0], [0, math.cos(shear), 0], [0, 0, 1]], dtype=f32)
+    zoom = torch.tensor([[zoom_rows, 0, 0], [0, zoom_cols, 0], [0, 0, 1]], dtype=f32)
+    return rot.mm(shift).mm(sh).mm(zoom)
+
+
+def affine_source_index(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Where each output pixel samples its value: ``(H * W,)`` int64 flat source indices.
+
+    Output pixel ``p = (row, col)`` takes the source pixel ``round(clamp(A (p - c) + b + c))``
+    with ``A, b`` the matrix's linear part and offset and ``c = (H / 2 - 0.5, W / 2 - 0.5)``:
+    nearest neighbour with the border replicated (torchsample's ``th_affine2d``, float32,
+    round half to even). Compute it once per frame, then :func:`warp_nearest` the image, the
+    annotation and the proposal masks with it.
+    """
+    h, w = size
+    device = matrix.device
+    rows = torch.arange(h, device=device, dtype=torch.float32)
+    cols = torch.arange(w, device=device, dtype=torch.float32)
+    centre = torch.tensor([h / 2 - 0.5, w / 2 - 0.5], device=device, dtype=torch.float32)
+    coords = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2) - centre
+    source = coords.mm(matrix[:2, :2].t().to(torch.float32)) + matrix[:2, 2].to(torch.float32) + centre
+    r = source[:, 0].clamp(0, h - 1).round().to(torch.int64)
+    c = source[:, 1].clamp(0, w - 1).round().to(torch.int64)
+    return r * w + c
+
+
+def warp_nearest(x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    """``x: (..., H, W)`` resampled through :func:`affine_source_index` (None: unchanged)."""
+    if index is None:
         return x
-    if tuple(grid.shape[1:3]) != tuple(x.shape[-2:]):
-        raise ValueError(f"grid is {tuple(grid.shape[1:3])}, input is {tuple(x.shape[-2:])}")
-    grid = grid.to(x.device)
-    return F.grid_sample(x[None].float(), grid, mode=mode, padding_mode="zeros",
-                         align_corners=False)[0]
+    shape = x.shape
+    return x.reshape(*shape[:-2], -1).index_select(-1, index.to(x.device)).reshape(shape)

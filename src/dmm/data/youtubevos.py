@@ -30,6 +30,7 @@ class YouTubeVOS(VideoReader):
         self.split = split
         self.paths = resolve_split(root, split, split_dir)
         super().__init__(make_source(self.paths.images_dir, lmdb_path), "JPEGImages", "Annotations")
+        self.meta_name = str(self.paths.meta_path)
         self.meta = self._load_meta()
         self.videos = sorted(self.meta)
         if not self.videos:
@@ -46,7 +47,8 @@ class YouTubeVOS(VideoReader):
         if not path.is_file():
             if self.split in SPLIT_META_STEMS:
                 hint = (f"make it with `python src/tools/make_splits.py --root {self.root}` "
-                        f"(DATA.SPLIT_DIR = {path.parent})")
+                        f"(DATA.SPLIT_DIR = {path.parent}), or, for a small or custom dataset, use "
+                        f"split train_all, which reads {resolve_split(self.root, 'train_all').meta_path}")
             else:
                 hint = (f"download YouTube-VOS 2018 and put it under {self.root} "
                         "(or generate the synthetic set with `python -m dmm.data.synthetic`)")

@@ -1,34 +1,24 @@
 """Two reference trackers with no learned features, scored beside DMM-Net.
 
-- ``copy_first``: every object keeps its reference mask in every later frame.
+- ``copy_first``: every object keeps its given mask in every later frame.
 - ``iou_hungarian``: each frame, the objects' previous masks are matched to the frame's
   (filtered) proposals by Hungarian assignment on mask IoU; a matched object takes its
   proposal's mask, an unmatched one keeps its previous mask.
 
-Both write results in the same format, and through the same label composition, as DMM-Net's
-inference, so the three are scored alike.
+Both implement the :class:`~dmm.engine.tracker.Tracker` protocol, so they run through the same
+inference loop, object plan and label composition as DMM-Net.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import replace
 from typing import Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
-from tqdm import tqdm
-from yacs.config import CfgNode
 
-from ..data.frames import VideoStream
-from ..data.palette import save_palette_png
-from ..io import atomic_dir
 from ..model.cost import mask_iou as batched_mask_iou
-from .inference import ProposalFn, compose_labels, pending_videos
-from .proposal_source import matching_proposals
-
-BASELINES = ("copy_first", "iou_hungarian")
+from ..structures import Proposals, TrackState
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -59,46 +49,44 @@ def hungarian_step(prev: torch.Tensor, proposals: torch.Tensor, threshold: float
     return out
 
 
-def run_baseline(
-    name: str,
-    reader,
-    videos: Sequence[str],
-    proposal_fn: ProposalFn,
-    out_root: str | Path,
-    cfg: CfgNode,
-    show_progress: bool = True,
-) -> None:
-    """Write ``<out_root>/<video>/<frame>.png`` for baseline ``name`` (skips finished videos)."""
+def _shown(state: TrackState, masks: torch.Tensor) -> torch.Tensor:
+    return masks * state.active[:, :, None, None].to(masks.dtype)
+
+
+class CopyFirstTracker:
+    """Every object keeps its given mask."""
+
+    def encode(self, images: torch.Tensor) -> None:
+        return None
+
+    def start(self, state: TrackState, features, proposals: Sequence[Proposals], masks: torch.Tensor,
+              starting: torch.Tensor) -> TrackState:
+        sel = starting[:, :, None, None]
+        return replace(state, active=state.active | starting, reference=torch.where(sel, masks, state.reference),
+                       previous=torch.where(sel, masks, state.previous))
+
+    def step(self, state: TrackState, features, proposals: Sequence[Proposals]) -> tuple[torch.Tensor, TrackState]:
+        return _shown(state, state.reference), state
+
+
+class IoUHungarianTracker(CopyFirstTracker):
+    """Each object follows the proposal that overlaps its previous mask best (Hungarian on IoU)."""
+
+    def step(self, state: TrackState, features, proposals: Sequence[Proposals]) -> tuple[torch.Tensor, TrackState]:
+        previous = state.previous.clone()
+        for b, frame in enumerate(proposals):
+            idx = torch.nonzero(state.active[b]).flatten()
+            if idx.numel():
+                previous[b, idx] = hungarian_step(previous[b, idx], frame.masks.to(previous.device))
+        state = replace(state, previous=previous)
+        return _shown(state, previous), state
+
+
+BASELINES = {"copy_first": CopyFirstTracker, "iou_hungarian": IoUHungarianTracker}
+
+
+def build_baseline(name: str):
+    """The baseline tracker called ``name`` (one of :data:`BASELINES`)."""
     if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r} (one of {BASELINES})")
-    size = (cfg.DATA.INPUT_H, cfg.DATA.INPUT_W)
-    out_root = Path(out_root)
-    todo = pending_videos(videos, out_root)
-    for video in tqdm(todo, desc=name, disable=not show_progress, dynamic_ncols=True):
-        info = reader.info(video)
-        ids = sorted(info.objects)
-        masks = torch.zeros(len(ids), *size)
-        active = torch.zeros(len(ids), dtype=torch.bool)
-        first_labels: np.ndarray | None = None  # copy_first: the reference masks at full size
-        with atomic_dir(out_root / video) as tmp:
-            for frame in VideoStream(reader, video, size, cfg.DATA.MEAN, cfg.DATA.STD):
-                if name == "iou_hungarian" and bool(active.any()):
-                    props = matching_proposals(proposal_fn(video, frame.name, size), cfg.PROPOSALS)
-                    idx = torch.nonzero(active).flatten()
-                    masks[idx] = hungarian_step(masks[idx], props.masks)
-                if name == "copy_first":
-                    if first_labels is None:
-                        first_labels = np.zeros(frame.size, dtype=np.uint8)
-                    labels = first_labels.copy()
-                else:
-                    labels = compose_labels(masks, active, ids, frame.size)
-                starting = [i for i, oid in enumerate(ids) if info.objects[oid].first_index == frame.index]
-                for i in starting:
-                    given = frame.annotation == ids[i]
-                    ann = torch.from_numpy(given.astype(np.float32))
-                    masks[i] = F.interpolate(ann[None, None], size=size, mode="nearest")[0, 0]
-                    active[i] = True
-                    labels[given] = ids[i]
-                    if first_labels is not None:
-                        first_labels[given] = ids[i]
-                save_palette_png(tmp / f"{frame.name}.png", labels)
+        raise ValueError(f"unknown baseline {name!r} (one of {sorted(BASELINES)})")
+    return BASELINES[name]()

@@ -1,10 +1,20 @@
-"""One training clip through DMM-Net: the forward pass the trainer (and DDP) wraps.
+"""A batch of training clips through DMM-Net: the 2019 trainer's forward (``modules/trainer.py``).
 
-Frame 0 of a clip is the reference: its annotation gives the templates and the reference
-masks. Frames 1..T-1 are predicted in order; the decoder's temporal state and the previous
-mask run from frame to frame. The previous mask is the ground truth, or (from epoch
-``FINETUNE_AFTER`` on, with probability ``OWN_PRED_PROB`` per step) the model's own refined
-prediction, detached.
+- **Frame 0** gives the templates (ROI features of every slot's ground-truth mask; an empty slot
+  takes the whole image) and then runs a full step of its own: its "proposals" are the template
+  masks themselves (scores 1, template boxes) after NMS at ``PROPOSALS.NMS_IOU``, ties kept in
+  slot order; previous, reference and IoU masks are the ground truth. Its decoder state feeds
+  frame 1. The encoder runs on frame 0 twice, as in 2019 (``SOLVER.FRAME0_TWICE``): the outputs
+  are the same, the batch-norm running statistics see frame 0 twice.
+- **Frames 1..T-1** match their proposals (pasted, flipped and warped alike with the frame) with
+  the previous mask in the IoU term and the decoder: the ground truth of frame t - 1, or from
+  epoch ``SOLVER.FINETUNE_AFTER`` on with probability ``SOLVER.OWN_PRED_PROB`` the model's own
+  refined output of frame t - 1, with its gradient. The reference is always frame 0's ground truth.
+- The decoder refines slots ``0..V-1`` of every clip, V = the number of slots with a template in
+  some clip of the batch (``MODEL.OBJECTS legacy``), or exactly the objects with a template
+  (``all``).
+- The loss is the sum over all T frames of ``LOSS`` weights times the frame's terms
+  (:meth:`dmm.model.dmmnet.StepOutput.losses`).
 """
 
 from __future__ import annotations
@@ -13,77 +23,94 @@ from typing import Sequence
 
 import torch
 from torch import nn
+from torchvision.ops import nms
 from yacs.config import CfgNode
 
-from .proposal_source import matching_proposals
+from ..boxes import mask_boxes
+from ..model.losses import LOSS_NAMES, weighted_total
+from ..proposals.ops import prepare_training_proposals
+from ..structures import Proposals
 
-LOSS_TERMS = ("match", "matched_iou", "refined_iou")
+
+def template_proposals(masks: torch.Tensor, nms_iou: float) -> list[Proposals]:
+    """Frame 0's proposals: each clip's slot masks with their template boxes and score 1, after NMS.
+
+    masks: (B, O, H, W) ground truth of frame 0 -> B full-mode :class:`Proposals` (kept slots in
+    slot order; ties between equal scores go to the lower slot, as the 2019 sort left them).
+    """
+    b, o, h, w = masks.shape
+    out = []
+    for clip in masks:
+        boxes = mask_boxes(clip, 0.5, empty="image")
+        order = torch.arange(o, device=masks.device, dtype=torch.float32)
+        # scores 1 for all; the tiny slot-order tilt only breaks NMS ties, the kept scores stay 1
+        keep = nms(boxes + boxes.new_tensor([0.0, 0.0, 1.0, 1.0]), 1.0 - 1e-6 * order, nms_iou).sort().values
+        out.append(Proposals(boxes[keep], torch.ones(len(keep), device=masks.device), clip[keep], (h, w), "full"))
+    return out
 
 
-def loss_weights(cfg_loss: CfgNode) -> dict[str, float]:
-    return {
-        "match": cfg_loss.MATCH_WEIGHT,
-        "matched_iou": cfg_loss.MATCHED_IOU_WEIGHT,
-        "refined_iou": cfg_loss.REFINED_IOU_WEIGHT,
-    }
+def decoder_slots(valid: torch.Tensor, objects: str) -> torch.Tensor:
+    """(B, O) slots the decoder refines: the first V for every clip (legacy), or the valid ones (all)."""
+    if objects == "all":
+        return valid
+    slots = torch.arange(valid.shape[1], device=valid.device)
+    count = valid.any(dim=0).sum()
+    return (slots < count)[None].expand_as(valid)
 
 
 class ClipLoss(nn.Module):
-    """Wraps the model so a whole clip is one ``forward`` (what DDP needs to sync gradients)."""
+    """Wraps the model so a whole batch of clips is one ``forward`` (what DDP needs)."""
 
     def __init__(self, model: nn.Module, cfg: CfgNode):
         super().__init__()
         self.model = model
+        self.cfg_loss = cfg.LOSS
         self.cfg_proposals = cfg.PROPOSALS
-        self.weights = loss_weights(cfg.LOSS)
+        self.objects = cfg.MODEL.OBJECTS
+        self.flip_proposals = cfg.DATA.FLIP_PROPOSALS
+        self.augment = cfg.DATA.AUGMENT
+        self.frame0_twice = cfg.SOLVER.FRAME0_TWICE
 
-    def forward(
-        self,
-        images: torch.Tensor,
-        masks: torch.Tensor,
-        valid: torch.Tensor,
-        proposals: Sequence[Sequence[dict[str, torch.Tensor]]],
-        feed_own: Sequence[bool],
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, masks: torch.Tensor, weights: torch.Tensor,
+                proposals: Sequence[Sequence[Proposals]], flips: torch.Tensor, affines: torch.Tensor,
+                feed_own: Sequence[bool]) -> dict[str, torch.Tensor]:
         """Losses of a batch of clips.
 
         Args:
             images: (B, T, 3, H, W) normalised frames.
-            masks: (B, T, O, H, W) float {0, 1} ground truth per object.
-            valid: (B, O) bool, objects present in frame 0.
-            proposals: B lists of T dicts (``masks (N, H, W)``, ``scores (N,)``) on the device.
-            feed_own: T - 1 flags: feed the model's own prediction of frame t - 1 at step t.
-
+            masks: (B, T, O, H, W) float {0, 1} ground truth per slot.
+            weights: (B, O) sample weights.
+            proposals: B lists of T stored :class:`Proposals` (on the device).
+            flips: (B,) bool; affines: (B, T, 3, 3) per-frame affines.
+            feed_own: T - 1 flags: after frame t (1..T-1), feed its own prediction to frame t + 1.
         Returns:
-            ``{"total", "match", "matched_iou", "refined_iou"}``: scalars, each term averaged
-            over the T - 1 predicted frames, ``total`` the weighted sum.
+            ``{"total", "match", "matched_iou", "refined_iou"}``: each term summed over the T
+            frames, ``total`` the ``LOSS``-weighted sum.
         """
         model = self.model
-        T = images.shape[1]
+        b, t_len, _, h, w = images.shape
         reference = masks[:, 0]
         features = model.encode(images[:, 0])
         templates = model.template_features(features, reference)
-        prev = reference
-        state = None
-        sums = {k: images.new_zeros(()) for k in LOSS_TERMS}
-        for t in range(1, T):
+        valid = reference.flatten(2).any(dim=2)
+        run = decoder_slots(valid, self.objects)
+        if self.frame0_twice:
+            features = model.encode(images[:, 0])
+        frame_proposals = template_proposals(reference, self.cfg_proposals.NMS_IOU)
+        out = model.step(features, templates, frame_proposals, reference, reference, reference, valid, None, run)
+        sums = out.losses(reference, weights)
+        memory, prev = out.memory, reference
+        for t in range(1, t_len):
             features = model.encode(images[:, t])
-            frame_props = [matching_proposals(clip[t], self.cfg_proposals) for clip in proposals]
-            out = model.step(
-                features,
-                templates,
-                frame_props,
-                prev_masks=prev,
-                ref_masks=reference,
-                iou_masks=prev,
-                valid=valid,
-                state=state,
-                targets=masks[:, t],
-            )
-            for k in LOSS_TERMS:
-                sums[k] = sums[k] + out.losses[k]
-            state = out.state
-            prev = out.refined.detach() if feed_own[t - 1] else masks[:, t]
-        losses = {k: v / (T - 1) for k, v in sums.items()}
-        losses["total"] = sum(self.weights[k] * losses[k] for k in LOSS_TERMS)
-        return losses
+            frame_proposals = prepare_training_proposals(
+                [clip[t] for clip in proposals], (h, w), flips.tolist(),
+                [a[t] if self.augment else None for a in affines],
+                threshold=self.cfg_proposals.MASK_THRESHOLD, nms_iou=self.cfg_proposals.NMS_IOU,
+                topk=self.cfg_proposals.TOPK, flip_proposals=self.flip_proposals)
+            out = model.step(features, templates, frame_proposals, prev, reference, prev, valid, memory, run)
+            losses = out.losses(masks[:, t], weights)
+            sums = {k: sums[k] + losses[k] for k in LOSS_NAMES}
+            memory = out.memory
+            prev = out.refined if feed_own[t - 1] else masks[:, t]
+        sums["total"] = weighted_total({k: sums[k] for k in LOSS_NAMES}, self.cfg_loss)
+        return sums

@@ -12,8 +12,9 @@ from yacs.config import CfgNode
 from ..data import build_reader
 from ..data.splits import resolve_split
 from ..metrics import evaluate_folders
-from .inference import Segmenter, segment_videos
+from .inference import segment_videos
 from .proposal_source import ProposalSource
+from .tracker import DMMTracker
 
 log = logging.getLogger("dmm.validation")
 
@@ -55,7 +56,7 @@ def make_validator(cfg: CfgNode, device: torch.device) -> Callable[[torch.nn.Mod
 
     def validate(model: torch.nn.Module, epoch: int) -> dict:
         out = Path(cfg.OUTPUT_DIR) / "val" / f"epoch_{epoch:02d}" / "merged"
-        segment_videos(Segmenter(model, cfg, device), reader, videos, proposal_fn, out,
+        segment_videos(DMMTracker(model), reader, videos, proposal_fn, out, cfg, device=device,
                        batch_videos=cfg.TEST.BATCH_VIDEOS, show_progress=False)
         summary = evaluate_folders(gt_dir, out, videos=videos)["global"]
         log.info("epoch %d validation on %d videos: J %.3f F %.3f J&F %.3f", epoch, len(videos),

@@ -2,15 +2,18 @@
 per-object mean / recall / decay, and summaries per video, overall and for YouTube-VOS
 seen/unseen categories.
 
-Numbers agree with davis2017-evaluation (semi-supervised task) on its inputs, with two
-deliberate differences: the decay bin bounds are int64 where the official code casts them
-to uint8, which wraps for long sequences (more than 255 scored frames; identical below), and an
-object that first appears after the first frame is scored from the frame after its first
-appearance on (the official code only knows objects of the first frame). See
-``dmm.metrics.evaluate`` for what is scored and ``dmm.metrics.statistics`` for the bins.
+Numbers agree with davis2017-evaluation (semi-supervised task) on its inputs under the DAVIS
+rule (``protocol="davis"``, chosen automatically for a DAVIS layout), with one deliberate
+difference: the decay bin bounds are int64 where the official code casts them to uint8, which
+wraps for long sequences (more than 255 scored frames; identical below). Under the YouTube-VOS
+rule an object that first appears after the first frame is scored from the frame after its
+first appearance on (the DAVIS rule only knows the ids of the first frame, scored on every
+frame). See ``dmm.metrics.evaluate`` for what is scored and ``dmm.metrics.statistics`` for
+the bins.
 """
 
-from dmm.metrics.evaluate import MetricsInputError, evaluate_folders, score_folders, score_video
+from dmm.metrics.evaluate import (MetricsInputError, evaluate_folders, resolve_protocol, score_folders,
+                                  score_video)
 from dmm.metrics.measures import boundary_map, f_measure, frame_scores, jaccard
 from dmm.metrics.results import ObjectScores, VideoScores, summarize, youtube_summary
 from dmm.metrics.statistics import Statistics, decay_bin_bounds, sequence_statistics
@@ -26,6 +29,7 @@ __all__ = [
     "f_measure",
     "frame_scores",
     "jaccard",
+    "resolve_protocol",
     "score_folders",
     "score_video",
     "sequence_statistics",

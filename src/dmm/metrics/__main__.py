@@ -1,9 +1,11 @@
 """``python -m dmm.metrics``: score predicted masks against ground truth (DAVIS J and F).
 
-Prints the README's table, and optionally writes a JSON summary, per-video and per-object
-CSV files and a bar chart of J&F per video. With ``--split-meta`` only the videos of that
-meta.json are scored; with ``--seen-categories`` as well, the YouTube-VOS seen/unseen
+Prints the README's table (with J&F), and optionally writes a JSON summary, per-video and
+per-object CSV files and a bar chart of J&F per video. With ``--split-meta`` only the videos of
+that meta.json are scored; with ``--seen-categories`` as well, the YouTube-VOS seen/unseen
 summary (J, F per group and G) is printed and added to the JSON under "youtubevos".
+``--protocol`` picks which objects are scored on which frames (``dmm.metrics.evaluate``);
+by default the DAVIS rule for a DAVIS layout, the YouTube-VOS rule otherwise.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
+from dmm.cli import run
 from dmm.io import write_json
-from dmm.metrics.evaluate import EXTRA_ID_MODES, MetricsInputError, score_folders
+from dmm.metrics.evaluate import EXTRA_ID_MODES, PROTOCOLS, resolve_protocol, score_folders
 from dmm.metrics.report import (
     format_table,
     format_youtube_table,
@@ -41,38 +44,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-missing", action="store_true", help="score only the videos present in results")
     parser.add_argument("--extra-ids", choices=EXTRA_ID_MODES, default="error",
                         help="predicted ids absent from the ground truth: stop (error) or score as false objects")
+    parser.add_argument("--protocol", choices=("auto", *PROTOCOLS), default="auto",
+                        help="which objects are scored on which frames: davis (ids 1..max of the first "
+                             "frame, every frame) or youtubevos (each object from its first appearance); "
+                             "auto: davis for a DAVIS layout (.../Annotations/480p)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[dmm.metrics] %(message)s")
-    try:
-        categories = load_split_meta(args.split_meta) if args.split_meta else None
-        seen = load_seen_categories(args.seen_categories) if args.seen_categories else None
-        videos = score_folders(
-            args.gt_dir,
-            args.results_dir,
-            videos=sorted(categories) if categories is not None else None,
-            processes=args.processes,
-            allow_missing=args.allow_missing,
-            extra_ids=args.extra_ids,
-        )
-        summary = summarize(videos)
-    except (MetricsInputError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    categories = load_split_meta(args.split_meta) if args.split_meta else None
+    seen = load_seen_categories(args.seen_categories) if args.seen_categories else None
+    protocol = resolve_protocol(args.gt_dir, args.protocol)
+    videos = score_folders(
+        args.gt_dir,
+        args.results_dir,
+        videos=sorted(categories) if categories is not None else None,
+        processes=args.processes,
+        allow_missing=args.allow_missing,
+        extra_ids=args.extra_ids,
+        protocol=protocol,
+    )
+    summary = summarize(videos)
     unscored = unscored_objects(videos)
     if unscored:
         names = ", ".join(f"{o.video}#{o.object_id}" for o in unscored)
         print(f"note: {len(unscored)} objects first appear too late to be scored: {names}")
     n_objects = sum(len(v.objects) for v in videos) - len(unscored)
-    print(f"{len(summary['videos'])} videos, {n_objects} objects scored")
+    print(f"{len(summary['videos'])} videos, {n_objects} objects scored (protocol {protocol})")
     print(format_table(summary["global"], args.results_dir.resolve().name))
+    if categories is not None and seen is None:
+        print("G: - (no seen/unseen summary: pass --seen-categories, e.g. the training split's meta.json)")
     if categories is not None and seen is not None:
         youtube = youtube_summary(videos, categories, seen)
         if youtube is None:
-            print(f"note: {args.split_meta} lacks categories for some objects; no seen/unseen summary")
+            print(f"G: - ({args.split_meta} lacks categories for some objects; no seen/unseen summary)")
         else:
             summary["youtubevos"] = youtube
             print(format_youtube_table(youtube))
@@ -86,4 +93,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

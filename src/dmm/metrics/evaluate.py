@@ -1,17 +1,22 @@
 """Score a folder of predicted masks against a folder of ground-truth masks.
 
 Both folders hold ``<video>/<frame>.png`` palette (or 8-bit grey) PNGs whose pixel value
-is the object id (0 background). The DAVIS semi-supervised protocol decides what is scored:
+is the object id (0 background). The semi-supervised protocol decides what is scored:
 
 - The ground-truth frames of a video (sorted by name) are its frames; predictions for other
   frame names are ignored. The first and the last frame are never scored, so only the
   predictions of the frames in between are read (and must exist).
-- The objects of a video are the ids found in any of its ground-truth frames. An object
-  first seen in frame k is scored on frames k+1 .. last-1 (its first frame is dropped like
-  the first frame of the video; nothing is scored before it appears).
+- Which objects, on which frames, depends on the dataset (``protocol``):
+  ``"davis"`` (davis2017-evaluation): the objects are the ids 1 .. N, N the largest id of the
+  first ground-truth frame, each scored on every frame 1 .. last-1, present or not; ids that
+  appear only later are not scored. ``"youtubevos"``: the objects are the ids found in any
+  ground-truth frame, and an object first seen in frame k is scored on frames k+1 .. last-1
+  (its first frame is dropped like the first frame of the video; nothing is scored before it
+  appears). ``"auto"`` takes ``"davis"`` for a DAVIS layout (``.../Annotations/480p`` or
+  ``.../Annotations/Full-Resolution``) and ``"youtubevos"`` otherwise.
 - Ground-truth value 255 is DAVIS's "void" label; like the official semi-supervised
   evaluation, it counts as background.
-- A predicted id that no ground-truth frame of the video has is an error naming it
+- A predicted id that is not an object of the video is an error naming it
   (``extra_ids="error"``), or, with ``extra_ids="score"``, a false object scored on frames
   1 .. last-1 against an empty ground truth.
 
@@ -33,6 +38,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from dmm.errors import InputError
 from dmm.metrics.measures import boundary_kernel, frame_scores, label_histogram
 from dmm.metrics.results import ObjectScores, VideoScores, summarize
 
@@ -40,10 +46,13 @@ logger = logging.getLogger(__name__)
 
 VOID_ID = 255
 EXTRA_ID_MODES = ("error", "score")
+PROTOCOLS = ("davis", "youtubevos")
+#: resolution folders of DAVIS 2017 under ``Annotations``.
+DAVIS_RESOLUTIONS = ("480p", "Full-Resolution")
 _MAX_LISTED = 20
 
 
-class MetricsInputError(ValueError):
+class MetricsInputError(InputError):
     """Bad or missing input masks; the message names the video, frame or file."""
 
 
@@ -53,6 +62,19 @@ class VideoJob(NamedTuple):
     video: str
     frames: tuple[str, ...]
     extra_ids: str
+    protocol: str = "youtubevos"
+
+
+def resolve_protocol(gt_dir: str | os.PathLike, protocol: str = "auto") -> str:
+    """``"davis"`` or ``"youtubevos"``: ``protocol`` itself, or for ``"auto"`` the one of the
+    ground truth's layout (DAVIS: ``.../Annotations/480p`` or ``.../Annotations/Full-Resolution``)."""
+    if protocol in PROTOCOLS:
+        return protocol
+    if protocol != "auto":
+        raise MetricsInputError(f"unknown protocol {protocol!r} (one of auto, {', '.join(PROTOCOLS)})")
+    gt_dir = Path(gt_dir).absolute()
+    davis = gt_dir.name in DAVIS_RESOLUTIONS and gt_dir.parent.name == "Annotations"
+    return "davis" if davis else "youtubevos"
 
 
 def _listing(items: Sequence[str]) -> str:
@@ -109,7 +131,8 @@ def _select_videos(gt_dir: Path, videos: Iterable[str] | None) -> list[str]:
 
 
 def plan_jobs(
-    gt_dir: Path, res_dir: Path, videos: list[str], allow_missing: bool, extra_ids: str
+    gt_dir: Path, res_dir: Path, videos: list[str], allow_missing: bool, extra_ids: str,
+    protocol: str = "youtubevos",
 ) -> list[VideoJob]:
     """One job per video, after checking that every prediction the scoring reads exists.
 
@@ -138,7 +161,7 @@ def plan_jobs(
             raise MetricsInputError(f"ground-truth video {gt_dir / video} has no PNG frames")
         predicted = set(list_frames(res_dir / video))
         missing_frames += [f"{video}/{f}.png" for f in frames[1:-1] if f not in predicted]
-        jobs.append(VideoJob(gt_dir, res_dir, video, tuple(frames), extra_ids))
+        jobs.append(VideoJob(gt_dir, res_dir, video, tuple(frames), extra_ids, protocol))
     if missing_frames:
         raise MetricsInputError(
             f"results {res_dir} miss {len(missing_frames)} scored frames (all ground-truth frames but "
@@ -165,8 +188,10 @@ def _extra_objects(
         where = ", ".join(
             f"{i} (first in {job.video}/{scored[int(np.argmax(pred_areas[:, i] > 0))]}.png)" for i in extra
         )
+        source = ("the first ground-truth frame (the DAVIS rule scores the ids 1 .. its largest)"
+                  if job.protocol == "davis" else "the ground truth")
         raise MetricsInputError(
-            f"video {job.video}: predicted ids {where} are not objects of the ground truth "
+            f"video {job.video}: predicted ids {where} are not objects of {source} "
             f"(objects {sorted(gt_ids)}); extra_ids='score' / --extra-ids score scores them as false objects"
         )
     objects = []
@@ -197,9 +222,14 @@ def score_video(job: VideoJob) -> VideoScores:
         elif gt.shape != shape:
             raise MetricsInputError(f"{gt_path}: size {gt.shape} differs from the video's first frame {shape}")
         gt[gt == VOID_ID] = 0
-        active = sorted(first_seen)
-        for obj in np.flatnonzero(label_histogram(gt)[1:]) + 1:
-            first_seen.setdefault(int(obj), t)
+        if job.protocol == "davis":
+            if t == 0:
+                first_seen = {obj: 0 for obj in range(1, int(gt.max()) + 1)}
+            active = sorted(first_seen)
+        else:
+            active = sorted(first_seen)  # objects seen before this frame
+            for obj in np.flatnonzero(label_histogram(gt)[1:]) + 1:
+                first_seen.setdefault(int(obj), t)
         if not 0 < t < n - 1:
             continue
         pred_path = job.res_dir / job.video / f"{frame}.png"
@@ -247,18 +277,21 @@ def score_folders(
     processes: int | None = None,
     allow_missing: bool = False,
     extra_ids: str = "error",
+    protocol: str = "auto",
 ) -> list[VideoScores]:
     """Per-frame scores of every object of every video, sorted by video name.
 
     ``videos``: names to score (default: every folder of ``gt_dir``). ``processes``: processes
     that score, this one included (default: the CPUs available; 1 scores in this process only).
+    ``protocol``: "davis", "youtubevos" or "auto" (see the module docstring).
     """
     if extra_ids not in EXTRA_ID_MODES:
-        raise ValueError(f"extra_ids must be one of {EXTRA_ID_MODES}, got {extra_ids!r}")
-    gt_dir, res_dir = Path(gt_dir), Path(res_dir)
-    jobs = plan_jobs(gt_dir, res_dir, _select_videos(gt_dir, videos), allow_missing, extra_ids)
+        raise MetricsInputError(f"extra_ids must be one of {EXTRA_ID_MODES}, got {extra_ids!r}")
     if processes is not None and processes < 1:
-        raise ValueError(f"processes must be >= 1, got {processes}")
+        raise MetricsInputError(f"processes must be >= 1, got {processes}")
+    gt_dir, res_dir = Path(gt_dir), Path(res_dir)
+    jobs = plan_jobs(gt_dir, res_dir, _select_videos(gt_dir, videos), allow_missing, extra_ids,
+                     resolve_protocol(gt_dir, protocol))
     workers = min(processes or _default_processes(), len(jobs))
     if workers == 1:
         return [score_video(job) for job in jobs]
@@ -304,7 +337,8 @@ def evaluate_folders(
     processes: int | None = None,
     allow_missing: bool = False,
     extra_ids: str = "error",
+    protocol: str = "auto",
 ) -> dict:
     """DAVIS summary ``{"global": {...}, "videos": {video: {...}}}`` with the keys
     J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, JF_mean (see ``score_folders``)."""
-    return summarize(score_folders(gt_dir, res_dir, videos, processes, allow_missing, extra_ids))
+    return summarize(score_folders(gt_dir, res_dir, videos, processes, allow_missing, extra_ids, protocol))

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
+from dmm.errors import InputError, MissingInputError
 from dmm.io import atomic_path, write_text
 from dmm.metrics.results import STAT_KEYS, SUMMARY_KEYS, VideoScores
 
@@ -28,6 +29,8 @@ def load_split_meta(path: str | os.PathLike) -> dict[str, dict[int, str | None]]
     """``{video: {object id: category or None}}`` of a YouTube-VOS style meta.json
     (``{"videos": {vid: {"objects": {"<id>": {"category": ...}}}}}``)."""
     path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"meta file {path} does not exist")
     try:
         meta = json.loads(path.read_text())
         return {
@@ -35,18 +38,20 @@ def load_split_meta(path: str | os.PathLike) -> dict[str, dict[int, str | None]]
             for video, entry in meta["videos"].items()
         }
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path}: not a readable meta.json with videos/objects ({err!r})") from err
+        raise InputError(f"{path}: not a readable meta.json with videos/objects ({err!r})") from None
 
 
 def load_seen_categories(path: str | os.PathLike) -> set[str]:
     """Categories seen in training: those of the objects of a meta.json, the items of a JSON
     list, or the non-empty lines of a text file."""
     path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"seen-categories file {path} does not exist")
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: cannot read seen categories ({err})") from err
+            raise InputError(f"{path}: cannot read seen categories ({err})") from None
         if isinstance(data, list):
             return {str(c) for c in data}
         return {c for objects in load_split_meta(path).values() for c in objects.values() if c is not None}
@@ -54,16 +59,22 @@ def load_seen_categories(path: str | os.PathLike) -> set[str]:
 
 
 def format_table(summary: Mapping[str, float], method: str) -> str:
-    """The original README's table: one row, ``method`` then the six statistics (3 decimals)."""
-    row = [method] + [summary[key] for key in STAT_KEYS]
-    return tabulate([row], headers=["Method", *STAT_KEYS], tablefmt="github", floatfmt=".3f")
+    """The original README's table: one row, ``method``, the six statistics, then J&F
+    (``JF_mean``), 3 decimals."""
+    row = [method] + [summary[key] for key in SUMMARY_KEYS]
+    return tabulate([row], headers=["Method", *SUMMARY_KEYS], tablefmt="github", floatfmt=".3f")
 
 
 def format_youtube_table(youtube: Mapping[str, float | int | None]) -> str:
-    """YouTube-VOS overall table: G, J and F for seen and unseen categories."""
+    """YouTube-VOS overall table: G, J and F for seen and unseen categories; when G cannot be
+    computed, a line saying why follows."""
     keys = ("G", "J_seen", "J_unseen", "F_seen", "F_unseen", "n_seen", "n_unseen")
     row = ["-" if youtube[k] is None else youtube[k] for k in keys]
-    return tabulate([row], headers=list(keys), tablefmt="github", floatfmt=".3f")
+    table = tabulate([row], headers=list(keys), tablefmt="github", floatfmt=".3f")
+    if youtube["G"] is not None:
+        return table
+    missing = [group for group in ("seen", "unseen") if not youtube[f"n_{group}"]]
+    return f"{table}\nG: - (no {' and no '.join(missing)} categories in this split)"
 
 
 def _csv_text(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -14,6 +14,7 @@ from typing import Collection, Mapping, Sequence
 
 import numpy as np
 
+from dmm.errors import InputError
 from dmm.metrics.statistics import sequence_statistics
 
 STAT_KEYS = ("J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay")
@@ -67,7 +68,7 @@ def _mean_summary(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
 def summarize(videos: Sequence[VideoScores]) -> dict:
     """``{"global": {SUMMARY_KEYS}, "videos": {video: {SUMMARY_KEYS}}}``.
 
-    Videos without any scored object are left out of "videos"; raises ValueError when no
+    Videos without any scored object are left out of "videos"; raises InputError when no
     object at all is scored.
     """
     per_video: dict[str, dict[str, float]] = {}
@@ -79,7 +80,8 @@ def summarize(videos: Sequence[VideoScores]) -> dict:
             all_stats.extend(stats)
     if not all_stats:
         names = ", ".join(v.video for v in videos) or "(none)"
-        raise ValueError(f"no object has a scored frame in the videos {names}")
+        raise InputError(f"no object has a scored frame in the videos {names} (each video needs "
+                         "ground truth on at least 3 frames)")
     return {"global": _mean_summary(all_stats), "videos": per_video}
 
 

@@ -1,7 +1,9 @@
-"""ResNet backbones from torchvision, returning C2..C5, with local ImageNet weights.
+"""ResNet backbones from torchvision, returning C2..C5, with ImageNet weights.
 
-Pretrained weights are never downloaded: they are read from ``MODEL.WEIGHTS_DIR`` or from
-torchvision's cache (``$TORCH_HOME/hub/checkpoints``) under the file names torchvision uses.
+ImageNet weights are read from ``MODEL.WEIGHTS_DIR`` or from torchvision's cache
+(``$TORCH_HOME/hub/checkpoints``) under the file names torchvision uses; when neither has them,
+torchvision's weights API downloads the 2019 (V1) weights into its cache. Offline, the error
+names the file and the folders searched.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torchvision import models
+
+from ..errors import ConfigError, InputError, MissingInputError, MissingKeyError
+from ..io import load_torch
 
 # Backbone name -> (constructor, output channels of C2..C5, torchvision weight enum).
 _RESNETS = {
@@ -29,7 +34,7 @@ def backbone_channels(name: str) -> tuple[int, int, int, int]:
 
 def _check_name(name: str) -> str:
     if name not in _RESNETS:
-        raise ValueError(f"unknown MODEL.BACKBONE {name!r}; expected one of {sorted(_RESNETS)}")
+        raise ConfigError(f"unknown MODEL.BACKBONE {name!r}; expected one of {sorted(_RESNETS)}")
     return name
 
 
@@ -39,45 +44,57 @@ def imagenet_weight_files(name: str) -> list[str]:
     return [Path(w.url).name for w in enum]
 
 
-def find_imagenet_weights(name: str, weights_dir: str | os.PathLike | None) -> Path:
-    """The first existing ImageNet weight file for ``name`` in ``weights_dir`` or torchvision's cache.
+def _weight_folders(weights_dir: str | os.PathLike | None) -> list[Path]:
+    """Where ImageNet weights are looked for: ``weights_dir``, then torchvision's cache."""
+    folders = [Path(weights_dir)] if weights_dir else []
+    return folders + [Path(torch.hub.get_dir()) / "checkpoints"]
 
-    Raises:
-        FileNotFoundError: naming the expected file names and the folders searched.
-    """
-    folders = []
-    if weights_dir:
-        folders.append(Path(weights_dir))
-    folders.append(Path(torch.hub.get_dir()) / "checkpoints")
+
+def find_imagenet_weights(name: str, weights_dir: str | os.PathLike | None) -> Path | None:
+    """The first existing ImageNet weight file for ``name`` in ``weights_dir`` or torchvision's
+    cache, or None."""
     files = imagenet_weight_files(name)
-    for folder in folders:
+    for folder in _weight_folders(weights_dir):
         for file in files:
             if (folder / file).is_file():
                 return folder / file
-    raise FileNotFoundError(
-        f"ImageNet weights for {name} not found: put {files[0]} (or {', '.join(files[1:])}) "
-        f"into one of {', '.join(str(f) for f in folders)} (MODEL.WEIGHTS_DIR or torchvision's "
-        f"cache), or set MODEL.PRETRAINED none"
-    )
+    return None
 
 
-def load_backbone_state(resnet: nn.Module, path: str | os.PathLike) -> None:
-    """Load a torchvision-style ResNet state dict from ``path`` strictly, naming bad keys."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"backbone weights {path} do not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def download_imagenet_weights(name: str, weights_dir: str | os.PathLike | None
+                              ) -> dict[str, torch.Tensor]:
+    """torchvision's V1 ImageNet state dict of ``name`` through its weights API, which
+    downloads it into torchvision's cache.
+
+    Raises:
+        MissingInputError: the download failed (offline), naming the file and the folders searched.
+    """
+    weights = _RESNETS[_check_name(name)][2].IMAGENET1K_V1
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    except (OSError, RuntimeError, ValueError) as e:
+        files = imagenet_weight_files(name)
+        folders = ", ".join(str(f) for f in _weight_folders(weights_dir))
+        raise MissingInputError(
+            f"ImageNet weights for {name} not found: put {files[0]} (or {', '.join(files[1:])}) "
+            f"into one of {folders} (MODEL.WEIGHTS_DIR or torchvision's cache), or set "
+            f"MODEL.PRETRAINED none; downloading {weights.url} failed: {e}") from None
+
+
+def load_backbone_state(resnet: nn.Module, state: dict, source: str | os.PathLike) -> None:
+    """Load a torchvision-style ResNet state dict strictly, naming ``source`` and bad keys."""
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     own = resnet.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise KeyError(f"{path}: missing keys {missing[:10]}, unexpected keys {unexpected[:10]}")
+        raise MissingKeyError(f"{source}: missing keys {missing[:10]}, unexpected keys "
+                              f"{unexpected[:10]}")
     for key, value in state.items():
         if tuple(value.shape) != tuple(own[key].shape):
-            raise ValueError(
-                f"{path}: key {key} has shape {tuple(value.shape)}, the model expects "
+            raise InputError(
+                f"{source}: key {key} has shape {tuple(value.shape)}, the model expects "
                 f"{tuple(own[key].shape)}"
             )
     resnet.load_state_dict(state)
@@ -89,8 +106,8 @@ def build_resnet(name: str, pretrained: str = "none",
 
     Args:
         name: resnet18 / resnet34 / resnet50 / resnet101.
-        pretrained: "imagenet" (local torchvision weights), "none" (random init) or a path to
-            a ResNet state-dict file.
+        pretrained: "imagenet" (torchvision's weights: local, cached or downloaded), "none"
+            (random init) or a path to a ResNet state-dict file.
         weights_dir: folder searched before torchvision's cache for "imagenet".
     """
     ctor = _RESNETS[_check_name(name)][0]
@@ -98,8 +115,15 @@ def build_resnet(name: str, pretrained: str = "none",
     choice = str(pretrained).strip()
     if choice.lower() == "none" or choice == "":
         return resnet
-    path = find_imagenet_weights(name, weights_dir) if choice.lower() == "imagenet" else Path(choice)
-    load_backbone_state(resnet, path)
+    if choice.lower() != "imagenet":
+        load_backbone_state(resnet, load_torch(choice, "backbone weights file"), choice)
+        return resnet
+    path = find_imagenet_weights(name, weights_dir)
+    if path is None:
+        load_backbone_state(resnet, download_imagenet_weights(name, weights_dir),
+                            f"torchvision's ImageNet weights for {name}")
+    else:
+        load_backbone_state(resnet, load_torch(path, "ImageNet weights file"), path)
     return resnet
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -18,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io import save_torch, write_text
+from ..errors import InputError, MissingInputError
+from ..io import atomic_dir, save_torch
 
 TRAINER_FILE = "trainer.pt"
 CONFIG_FILE = "config.yaml"
@@ -61,10 +63,11 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def save_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizers: Optimizers, cfg,
-                    epoch: int, iteration: int) -> Path:
-    """Write ``trainer.pt`` and ``config.yaml`` into ``directory`` (each atomically); return the folder.
+                    epoch: int, iteration: int, finite: bool = True) -> Path:
+    """Write the checkpoint folder ``directory`` (``trainer.pt`` and ``config.yaml``) atomically.
 
-    ``optimizers`` is a mapping name -> optimizer (or a sequence, named "0", "1", ...).
+    ``optimizers`` is a mapping name -> optimizer (or a sequence, named "0", "1", ...);
+    ``finite`` records whether the weights were all finite.
     """
     directory = Path(directory)
     payload = {
@@ -74,21 +77,27 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizers: 
         "epoch": int(epoch),
         "iteration": int(iteration),
         "rng": rng_state(),
+        "finite": bool(finite),
     }
-    save_torch(payload, directory / TRAINER_FILE)
-    if cfg is not None:
-        write_text(directory / CONFIG_FILE, cfg.dump())
+    with atomic_dir(directory, overwrite=True) as tmp:
+        save_torch(payload, tmp / TRAINER_FILE)
+        if cfg is not None:
+            (tmp / CONFIG_FILE).write_text(cfg.dump())
     return directory
 
 
 def _load(path: Path) -> Any:
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file {path} does not exist")
+        raise MissingInputError(f"checkpoint file {path} does not exist")
     with torch.serialization.safe_globals([argparse.Namespace]):
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - name the file whatever went wrong
-            raise RuntimeError(f"cannot read checkpoint {path}: {e}") from e
+        except pickle.UnpicklingError as e:
+            raise InputError(f"cannot read checkpoint {path}: it holds pickled objects other than tensors and "
+                             f"plain values, so it is refused for safety ({str(e).splitlines()[0]})") from e
+        except (RuntimeError, OSError, EOFError, ValueError) as e:
+            raise InputError(f"cannot read checkpoint {path}: the file is truncated or not a torch file "
+                             f"({str(e).splitlines()[0]})") from e
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -108,8 +117,8 @@ def extract_state_dict(obj: Any, source: str | os.PathLike) -> dict[str, torch.T
                 break
         else:
             keys = sorted(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
-            raise KeyError(f"{source}: no state dict found (top level: {keys}); expected a state dict "
-                           f"or one under 'model' / 'state_dict'")
+            raise InputError(f"{source}: no state dict found (top level: {keys}); expected a state dict "
+                             f"or one under 'model' / 'state_dict'")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
@@ -119,11 +128,11 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        raise KeyError(f"{source}: {len(missing)} missing keys {missing[:20]}, "
-                       f"{len(unexpected)} unexpected keys {unexpected[:20]}")
+        raise InputError(f"{source}: {len(missing)} missing keys {missing[:20]}, "
+                         f"{len(unexpected)} unexpected keys {unexpected[:20]} (check MODEL.BACKBONE)")
     for key, value in state.items():
         if tuple(value.shape) != tuple(own[key].shape):
-            raise ValueError(f"{source}: key {key} has shape {tuple(value.shape)} but the model's is "
+            raise InputError(f"{source}: key {key} has shape {tuple(value.shape)} but the model's is "
                              f"{tuple(own[key].shape)} (check MODEL.BACKBONE)")
 
 
@@ -152,8 +161,18 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
             load_state_dict_strict(model, state, path)
             return
         else:
-            raise FileNotFoundError(f"{path} holds neither {TRAINER_FILE} nor encoder.pt + decoder.pt")
+            raise MissingInputError(f"{path} holds neither {TRAINER_FILE} nor encoder.pt + decoder.pt")
+    if not path.exists():
+        raise MissingInputError(f"checkpoint {path} does not exist")
     load_state_dict_strict(model, extract_state_dict(_load(path), path), path)
+
+
+def config_beside(checkpoint: str | os.PathLike) -> Path | None:
+    """The ``config.yaml`` saved with a checkpoint of this project (in its folder), or None."""
+    path = Path(checkpoint)
+    folder = path if path.is_dir() else path.parent
+    candidate = folder / CONFIG_FILE
+    return candidate if candidate.is_file() else None
 
 
 def load_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizers: Optimizers = None,
@@ -170,7 +189,7 @@ def load_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizers: 
     saved = payload.get("optimizers", {}) if isinstance(payload, Mapping) else {}
     for name, opt in _named(optimizers).items():
         if name not in saved:
-            raise KeyError(f"{file}: no state for optimizer {name!r} (saved: {sorted(saved)})")
+            raise InputError(f"{file}: no state for optimizer {name!r} (saved: {sorted(saved)})")
         opt.load_state_dict(saved[name])
     rng = payload.get("rng") if isinstance(payload, Mapping) else None
     if restore_rng and rng is not None:

@@ -1,23 +1,32 @@
-"""The matching cost: cosine similarity of ROI features mixed with mask IoU."""
+"""The matching cost: cosine similarity of ROI features mixed with mask IoU (2019 ``match_model.py``)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+IOU_EPS = 1e-6  # added to the union, as the 2019 code's compute_iou_binary_mask_2D does
 
-def cosine_similarity(templates: torch.Tensor, proposals: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """templates: (B, N, D), proposals: (B, M, D) -> (B, N, M) cosine similarities."""
-    return torch.bmm(F.normalize(templates, dim=2, eps=eps), F.normalize(proposals, dim=2, eps=eps).transpose(1, 2))
+
+def cosine_similarity(templates: torch.Tensor, proposals: torch.Tensor) -> torch.Tensor:
+    """templates: (B, N, D), proposals: (B, M, D) -> (B, N, M) cosine similarities.
+
+    Computed by ``F.cosine_similarity`` over the feature dimension of the (template, proposal)
+    pairs, the call the 2019 code makes, so the values carry its rounding.
+    """
+    b, n, d = templates.shape
+    m = proposals.shape[1]
+    return F.cosine_similarity(templates[:, :, :, None].expand(b, n, d, m),
+                               proposals.transpose(1, 2)[:, None].expand(b, n, d, m), dim=2)
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of binary masks. a: (B, N, H, W) bool, b: (B, M, H, W) bool -> (B, N, M); 0 if both empty."""
+    """IoU of binary masks, ``inter / (union + 1e-6)``. a: (B, N, H, W) bool, b: (B, M, H, W) bool -> (B, N, M)."""
     af = a.flatten(2).float()
     bf = b.flatten(2).float()
     inter = torch.bmm(af, bf.transpose(1, 2))
     union = af.sum(dim=2)[:, :, None] + bf.sum(dim=2)[:, None, :] - inter
-    return torch.where(union > 0, inter / union.clamp_min(1.0), torch.zeros_like(inter))
+    return inter / (union + IOU_EPS)
 
 
 def similarity(cosine: torch.Tensor, prev_masks: torch.Tensor, proposal_masks: torch.Tensor,
@@ -28,4 +37,4 @@ def similarity(cosine: torch.Tensor, prev_masks: torch.Tensor, proposal_masks: t
     The cost of the matching layer is the negative similarity.
     """
     iou = mask_iou(prev_masks > threshold, proposal_masks > threshold).to(cosine.dtype)
-    return (1.0 - iou_weight) * cosine + iou_weight * iou
+    return cosine * (1.0 - iou_weight) + iou * iou_weight

@@ -1,60 +1,70 @@
-"""DMM-Net's training losses, returned unweighted; :func:`weighted_total` applies ``cfg.LOSS``."""
+"""DMM-Net's training losses (2019 ``match_helper.py``, ``objectives.py``, ``trainer.py``).
+
+Each function returns one frame's unweighted term; :data:`LOSS_NAMES` lists them and
+:func:`weighted_total` applies the ``LOSS`` weights, the one place they are combined.
+"""
 
 from __future__ import annotations
 
 import torch
 
-from .cost import mask_iou
+from .cost import IOU_EPS, mask_iou
+from .matching import greedy_start
 
 LOSS_NAMES = ("match", "matched_iou", "refined_iou")
 
 
-def soft_iou_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean over valid objects of 1 - sum(y p) / sum(y + p - y p); 0 for an object whose union is 0.
+def soft_iou_costs(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-object soft IoU cost ``1 - sum(y p) / (sum(y + p - y p) + 1e-6)``.
 
-    pred, target: (B, O, H, W) in [0, 1]; valid: (B, O) bool -> scalar (0 without valid objects).
+    pred, target: (B, O, H, W) -> (B, O). An empty target with an empty prediction costs 1; a
+    prediction above 1 (unclamped matched masks) can make the cost negative.
     """
     inter = (target * pred).flatten(2).sum(2)
     union = (target + pred - target * pred).flatten(2).sum(2)
-    loss = torch.where(union > 0, 1.0 - inter / union.clamp_min(1e-12), torch.zeros_like(union))
-    validf = valid.to(loss.dtype)
-    return (loss * validf).sum() / validf.sum().clamp_min(1.0)
+    return 1.0 - inter / (union + IOU_EPS)
 
 
-def greedy_iou_assignment(iou: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Greedy one-hot assignment of proposals to objects by IoU, highest pairs first.
+def soft_iou_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean soft IoU cost over the slots with a positive sample weight (all slots when none has one).
 
-    Each object takes at most one proposal and each proposal at most one object; pairs with
-    IoU 0 are not assigned. iou: (B, O, M), valid: (B, O, M) bool -> (B, O, M) float one-hot.
+    pred, target: (B, O, H, W); weights: (B, O) -> scalar.
     """
-    b, o, m = iou.shape
-    out = torch.zeros_like(iou)
-    if o == 0 or m == 0:
-        return out
-    free = valid.clone()
-    for _ in range(min(o, m)):
-        scores = iou.masked_fill(~free, -1.0).flatten(1)
-        best, index = scores.max(dim=1)
-        pick = torch.zeros_like(scores).scatter_(1, index[:, None], (best > 0).to(iou.dtype)[:, None])
-        pick = pick.view(b, o, m)
-        out = out + pick
-        taken = pick > 0
-        free = free & ~taken.any(dim=2, keepdim=True) & ~taken.any(dim=1, keepdim=True)
-    return out
+    costs = soft_iou_costs(pred, target)
+    selected = weights > 0
+    if bool(selected.any()):
+        return costs[selected].mean()
+    return costs.mean()
+
+
+def match_target(targets: torch.Tensor, proposal_masks: torch.Tensor, pairs: torch.Tensor,
+                 threshold: float = 0.5) -> torch.Tensor:
+    """The match loss's target: the matching start point on cost ``-IoU(target > t, proposal > t)``.
+
+    targets: (B, O, H, W); proposal_masks: (B, M, H, W); pairs: (B, O, M) bool, the rows x real
+    proposals of each problem (no padding columns) -> (B, O, M) one-hot rows.
+    """
+    iou = mask_iou(targets > threshold, proposal_masks > threshold)
+    return greedy_start(-iou, pairs)
 
 
 def match_loss(cosine: torch.Tensor, targets: torch.Tensor, proposal_masks: torch.Tensor,
-               pair_valid: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """MSE between the cosine similarities and the greedy IoU assignment to ground truth.
+               pairs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """MSE between the cosine similarities and :func:`match_target`, per video, averaged over the batch.
 
-    cosine: (B, O, M); targets: (B, O, H, W); proposal_masks: (B, M, H, W); pair_valid: (B, O, M)
-    bool, valid objects x real proposals (the mean runs over these pairs only).
+    Each video's MSE is the mean over its rows x real proposals; a video without rows or
+    without proposals contributes 0 to the mean.
+
+    cosine: (B, O, M); targets: (B, O, H, W); proposal_masks: (B, M, H, W); pairs: (B, O, M)
+    bool -> scalar.
     """
     with torch.no_grad():
-        iou = mask_iou(targets > threshold, proposal_masks > threshold).to(cosine.dtype)
-        goal = greedy_iou_assignment(iou, pair_valid)
-    validf = pair_valid.to(cosine.dtype)
-    return (((cosine - goal) ** 2) * validf).sum() / validf.sum().clamp_min(1.0)
+        goal = match_target(targets, proposal_masks, pairs, threshold).to(cosine.dtype)
+    pairsf = pairs.to(cosine.dtype)
+    squared = ((cosine - goal) ** 2 * pairsf).flatten(1).sum(1)
+    count = pairsf.flatten(1).sum(1)
+    per_video = torch.where(count > 0, squared / count.clamp_min(1.0), torch.zeros_like(squared))
+    return per_video.mean()
 
 
 def weighted_total(losses: dict[str, torch.Tensor], cfg_loss) -> torch.Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torchvision.ops import masks_to_boxes, roi_align
+from torchvision.ops import roi_align
 
 PROP_SCALES = (1 / 4, 1 / 8, 1 / 16, 1 / 32)  # levels 2, 3, 4, 5
 
@@ -97,20 +97,3 @@ def roi_features(props: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], o
     else:
         raise ValueError(f"unknown ROI pooling method {method!r} (separable or torchvision)")
     return torch.cat(pooled, dim=1)
-
-
-def mask_boxes(masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Tight xyxy boxes of masks > threshold; the whole image for an empty mask.
-
-    masks: (K, H, W) float -> (K, 4) float, corners inclusive (torchvision's masks_to_boxes).
-    """
-    k, h, w = masks.shape
-    binary = masks > threshold
-    whole = torch.tensor([0.0, 0.0, w - 1.0, h - 1.0], device=masks.device).expand(k, 4)
-    if k == 0:
-        return whole.clone()
-    empty = ~binary.flatten(1).any(dim=1)
-    # masks_to_boxes needs a pixel in every mask: give empty masks one, then replace their box.
-    filled = binary.clone()
-    filled[:, 0, 0] |= empty
-    return torch.where(empty[:, None], whole, masks_to_boxes(filled).to(whole.dtype))

@@ -17,12 +17,13 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.transform import resize_boxes
 from tqdm import tqdm
 
+from dmm.cli import run
 from dmm.config import get_cfg_defaults
-from dmm.data import DatasetError, YouTubeVOS
+from dmm.data import YouTubeVOS
 from dmm.device import resolve_device
 from dmm.proposals.model import ARCHS, COCO_NUM_CLASSES, load_maskrcnn
 from dmm.proposals.store import write_video_proposals
-from dmm.proposals.structures import Proposals
+from dmm.structures import Proposals
 
 
 @torch.no_grad()
@@ -97,13 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--videos", nargs="*", default=None, help="only these videos")
     args = parser.parse_args(argv)
-    try:
-        reader = YouTubeVOS(args.root, args.split, split_dir=args.split_dir)
-        model = load_maskrcnn(args.weights, args.arch, args.num_classes, min_size=args.min_size,
-                              max_size=args.max_size, detections_per_img=args.detections)
-    except (DatasetError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    reader = YouTubeVOS(args.root, args.split, split_dir=args.split_dir)
+    model = load_maskrcnn(args.weights, args.arch, args.num_classes, min_size=args.min_size,
+                          max_size=args.max_size, detections_per_img=args.detections)
     written = extract_split(model, reader, args.out, args.batch_size, resolve_device(args.device),
                             args.videos)
     print(f"wrote {written} videos to {args.out} ({len(reader.videos) - written} already there)"
@@ -112,4 +109,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run(main))

@@ -7,7 +7,9 @@ Such a file is a ``torch.save``d list of
 an unpickler that admits only that class (mapped onto :class:`LegacyBoxList`), torch's tensor
 rebuild functions and storage types, and ``collections.OrderedDict``; any other global is
 refused, naming it. Both ``torch.save`` formats (zip and the pre-1.6 legacy one) are handled:
-``torch.load`` runs its unpickler as a subclass of this module's ``Unpickler``.
+``torch.load`` runs its unpickler as a subclass of this module's ``Unpickler``. A truncated or
+unreadable file is an :class:`~dmm.errors.InputError` naming it. Finiteness is checked by
+``dmm.proposals.reduce.reduce_by_videos``, which knows each entry's video and frame.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 
 import torch
 
-from dmm.proposals.structures import Proposals
+from dmm.errors import InputError, MissingInputError, UnsafePickleError
+from dmm.structures import Proposals
 
 BOXLIST = ("maskrcnn_benchmark.structures.bounding_box", "BoxList")
 
@@ -53,7 +56,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise UnsafePickleError(
                 f"refusing to load global {module}.{name}: a proposals file may only hold "
                 f"{'.'.join(BOXLIST)} objects and tensors") from None
 
@@ -74,12 +77,16 @@ def load_restricted(path: str | os.PathLike) -> Any:
     """``torch.load`` of ``path`` through :class:`RestrictedUnpickler` (on the CPU)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"predictions file {path} does not exist")
+        raise MissingInputError(f"predictions file {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", pickle_module=_RestrictedPickleModule,
                           weights_only=False)
-    except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(f"{path}: {e}") from None
+    except UnsafePickleError as e:
+        raise UnsafePickleError(f"{path}: {e}") from None
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(f"predictions file {path} is truncated or not a torch file "
+                         f"({first_line})") from None
 
 
 def boxlist_to_proposals(box: LegacyBoxList, where: str) -> Proposals:
@@ -97,7 +104,7 @@ def boxlist_to_proposals(box: LegacyBoxList, where: str) -> Proposals:
         scores = fields["scores"].to(torch.float32)
         masks = fields["mask"].to(torch.float32)
     except (AttributeError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{where}: not a maskrcnn-benchmark BoxList with scores and masks "
+        raise InputError(f"{where}: not a maskrcnn-benchmark BoxList with scores and masks "
                          f"({type(e).__name__}: {e})") from None
     if masks.dim() == 4:
         masks = masks[:, 0]
@@ -106,13 +113,13 @@ def boxlist_to_proposals(box: LegacyBoxList, where: str) -> Proposals:
     try:
         return Proposals(boxes.reshape(-1, 4), scores, masks, (height, width), mode)
     except ValueError as e:
-        raise ValueError(f"{where}: {e}") from None
+        raise InputError(f"{where}: {e}") from None
 
 
 def load_legacy_predictions(path: str | os.PathLike) -> list[Proposals]:
     """The per-frame proposals of a maskrcnn-benchmark ``predictions.pth``, in file order."""
     obj = load_restricted(path)
     if not isinstance(obj, (list, tuple)) or not all(isinstance(b, LegacyBoxList) for b in obj):
-        raise ValueError(f"{path}: expected a list of {'.'.join(BOXLIST)} objects, got "
+        raise InputError(f"{path}: expected a list of {'.'.join(BOXLIST)} objects, got "
                          f"{type(obj).__name__}")
     return [boxlist_to_proposals(b, f"{path} entry {i}") for i, b in enumerate(obj)]

@@ -1,10 +1,12 @@
-"""The proposal net: a torchvision Mask R-CNN, built and loaded from a local weights file.
+"""The proposal net: a torchvision Mask R-CNN, built and loaded from a weights file.
 
 Architectures: ``resnet50_fpn_v2`` (torchvision's COCO model), ``resnext101_32x8d_fpn`` (the
 paper's proposal net, built with ``resnet_fpn_backbone``), and ``resnet50_fpn`` /
 ``resnet18_fpn`` (small, for tests). A weights file is a torchvision state dict (COCO: 91
 classes) or this project's proposal-net checkpoint (``dmm.proposals.train_propnet``), which
-also records its architecture and number of classes.
+also records its architecture and number of classes. When the file asked for is missing and is
+torchvision's own COCO file (same name), it is read from torchvision's cache or downloaded there
+through torchvision's weights API; offline, the error names the file and the folders searched.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision.models import WeightsEnum
 from torchvision.models.detection import MaskRCNN, maskrcnn_resnet50_fpn_v2
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.mask_rcnn import MaskRCNN_ResNet50_FPN_V2_Weights
 
+from dmm.errors import ConfigError, InputError, MissingInputError
+from dmm.io import load_torch
+
 ARCHS = ("resnet50_fpn_v2", "resnext101_32x8d_fpn", "resnet50_fpn", "resnet18_fpn")
 CHECKPOINT_FORMAT = "dmm-propnet"
 COCO_NUM_CLASSES = 91
-#: where torchvision's COCO weights of each architecture come from, when it has them.
-COCO_URLS = {"resnet50_fpn_v2": MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.url}
+#: torchvision's COCO weights of each architecture, when it has them.
+COCO_WEIGHTS: dict[str, WeightsEnum] = {"resnet50_fpn_v2": MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1}
 
 
 def build_maskrcnn(arch: str, num_classes: int, *, min_size: int = 800, max_size: int = 1333,
@@ -42,34 +48,64 @@ def build_maskrcnn(arch: str, num_classes: int, *, min_size: int = 800, max_size
                                         num_classes=num_classes,
                                         trainable_backbone_layers=trainable_layers, **kwargs)
     if arch not in ARCHS:
-        raise ValueError(f"unknown proposal-net architecture {arch!r} (known: {', '.join(ARCHS)})")
+        raise ConfigError(f"unknown proposal-net architecture {arch!r} (known: {', '.join(ARCHS)})")
     backbone = resnet_fpn_backbone(backbone_name=arch[: -len("_fpn")], weights=None,
                                    trainable_layers=trainable_layers)
     return MaskRCNN(backbone, num_classes=num_classes, **kwargs)
 
 
-def missing_weights_message(path: Path, arch: str) -> str:
-    if arch in COCO_URLS:
-        url = COCO_URLS[arch]
-        return (f"weights file {path} not found: download torchvision's COCO Mask R-CNN weights "
-                f"{url.rsplit('/', 1)[-1]} from {url} and put the file at {path}")
-    return (f"weights file {path} not found: torchvision has no COCO weights for {arch}; put "
-            f"this project's proposal-net checkpoint (python -m dmm.proposals.train_propnet) or a "
-            f"torchvision-layout state dict for {arch} at {path}")
+def coco_file_name(arch: str) -> str | None:
+    """torchvision's file name of the COCO weights of ``arch`` (None when it has none)."""
+    return Path(COCO_WEIGHTS[arch].url).name if arch in COCO_WEIGHTS else None
+
+
+def _torchvision_cache() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _missing_weights(path: Path, arch: str) -> MissingInputError:
+    coco = coco_file_name(arch)
+    if coco is None:
+        hint = f"torchvision has no COCO weights for {arch}"
+    else:
+        hint = (f"for torchvision's COCO weights name their file instead "
+                f"({path.parent / coco}): they are then downloaded into torchvision's cache")
+    return MissingInputError(
+        f"weights file {path} not found: put this project's proposal-net checkpoint (python -m "
+        f"dmm.proposals.train_propnet) or a torchvision-layout state dict for {arch} there; {hint}")
+
+
+def _coco_weights(path: Path, arch: str) -> Any:
+    """torchvision's COCO weights for a missing ``path`` of their file name: from the cache,
+    or downloaded into it through torchvision's weights API."""
+    cached = _torchvision_cache() / path.name
+    if cached.is_file():
+        return load_torch(cached, "weights file")
+    weights = COCO_WEIGHTS[arch]
+    try:
+        return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise MissingInputError(
+            f"weights file {path.name} not found in {path.parent} nor in torchvision's cache "
+            f"{_torchvision_cache()}, and downloading {weights.url} failed ({e}): download it "
+            f"by hand and put it at {path}") from None
 
 
 def read_weights(path: str | os.PathLike, arch: str) -> tuple[dict[str, torch.Tensor], str, int]:
     """``(state_dict, arch, num_classes)`` of a weights file (a checkpoint's own arch wins)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(missing_weights_message(path, arch))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if path.is_file():
+        obj = load_torch(path, "weights file")
+    elif path.name == coco_file_name(arch):
+        obj = _coco_weights(path, arch)
+    else:
+        raise _missing_weights(path, arch)
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         return obj["model"], obj["arch"], int(obj["num_classes"])
     state = obj.get("model", obj) if isinstance(obj, dict) else None
     key = "roi_heads.box_predictor.cls_score.weight"
     if not isinstance(state, dict) or key not in state:
-        raise ValueError(f"{path} is not a Mask R-CNN state dict (no {key})")
+        raise InputError(f"{path} is not a Mask R-CNN state dict (no {key})")
     return state, arch, int(state[key].shape[0])
 
 
@@ -82,7 +118,7 @@ def load_maskrcnn(weights: str | os.PathLike | None, arch: str,
     model = build_maskrcnn(arch, num_classes, **build_kwargs)
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{weights} does not fit a {arch} Mask R-CNN with {num_classes} classes: "
+        raise InputError(f"{weights} does not fit a {arch} Mask R-CNN with {num_classes} classes: "
                          f"missing {result.missing_keys[:5]}, unexpected "
                          f"{result.unexpected_keys[:5]}")
     return model

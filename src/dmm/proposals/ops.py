@@ -2,8 +2,9 @@
 
 ``prepare_for_matching`` = ``paste_masks`` + ``filter_for_matching``: the masks are pasted into
 the network input frame (bilinear, 1-pixel zero padding, probabilities kept), each box becomes
-the tight box of its pasted mask > threshold, proposals whose pasted mask is empty are dropped,
-NMS runs on the tight boxes and the ``topk`` best by score are kept.
+the tight box of its pasted mask > threshold (a mask with nothing above the threshold gets the
+2019 masker's box ``[0, 0, H, W]``), NMS runs on those boxes and the ``topk`` best by score are
+kept (2019 ``masker.py`` and ``model_encoder.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import batched_nms
 
-from dmm.proposals.structures import Proposals
+from dmm.boxes import mask_boxes
+from dmm.data.transforms import affine_source_index, warp_nearest
+from dmm.structures import Proposals
 
 
 def _expand_boxes(boxes: torch.Tensor, scale: float) -> torch.Tensor:
@@ -118,25 +121,9 @@ def paste_masks(proposals: Proposals, size: tuple[int, int]) -> Proposals:
 
 
 def tight_boxes(masks: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Tight xyxy boxes of ``masks > threshold``, max coordinates inclusive.
-
-    Args:
-        masks: (N, H, W).
-    Returns:
-        (N, 4) float32 [x_min, y_min, x_max, y_max] (the first and last pixel columns and rows,
-        as ``torchvision.ops.masks_to_boxes``); all zeros for an empty mask.
-    """
-    n, H, W = masks.shape
-    binary = masks > threshold
-    rows = binary.any(dim=2)  # (N, H)
-    cols = binary.any(dim=1)  # (N, W)
-    nonempty = rows.any(dim=1)
-    y0 = rows.to(torch.uint8).argmax(dim=1)
-    y1 = H - 1 - rows.flip(1).to(torch.uint8).argmax(dim=1)
-    x0 = cols.to(torch.uint8).argmax(dim=1)
-    x1 = W - 1 - cols.flip(1).to(torch.uint8).argmax(dim=1)
-    boxes = torch.stack([x0, y0, x1, y1], dim=1).to(torch.float32)
-    return boxes * nonempty[:, None]
+    """(N, H, W) -> (N, 4) tight inclusive boxes of ``masks > threshold``; ``[0, 0, H, W]`` for an
+    empty mask, as the 2019 masker gives it."""
+    return mask_boxes(masks, threshold, empty="legacy")
 
 
 def _nms_boxes(boxes: torch.Tensor) -> torch.Tensor:
@@ -157,10 +144,7 @@ def filter_masks_batched(masks: torch.Tensor, scores: torch.Tensor, frame_ids: t
         ``num_frames`` int64 tensors of indices into the N proposals, by decreasing score.
     """
     boxes = tight_boxes(masks, threshold)
-    nonempty = (masks > threshold).flatten(1).any(dim=1)
-    candidates = torch.nonzero(nonempty).flatten()
-    keep = candidates[batched_nms(_nms_boxes(boxes[candidates]), scores[candidates].float(),
-                                  frame_ids[candidates], nms_iou)]
+    keep = batched_nms(_nms_boxes(boxes), scores.float(), frame_ids, nms_iou)
     kept_frames = frame_ids[keep]
     out = []
     for f in range(num_frames):
@@ -173,9 +157,9 @@ def filter_for_matching(masks: torch.Tensor, scores: torch.Tensor, threshold: fl
                         nms_iou: float = 0.4, topk: int = 50) -> Proposals:
     """One frame's full-size masks filtered for matching.
 
-    Proposals whose mask has nothing > ``threshold`` are dropped; the rest get the tight box
-    of mask > ``threshold``; NMS at ``nms_iou`` runs on those boxes (pixel-count IoU); the
-    ``topk`` best by score are kept, by decreasing score.
+    Each proposal gets the tight box of mask > ``threshold`` (:func:`tight_boxes`); NMS at
+    ``nms_iou`` runs on those boxes (pixel-count IoU, a box suppressed at IoU >= ``nms_iou``
+    like maskrcnn-benchmark's); the ``topk`` best by score are kept, by decreasing score.
 
     Args:
         masks: (N, H, W) probabilities.
@@ -225,3 +209,40 @@ def prepare_for_matching(proposals: Proposals, size: tuple[int, int], threshold:
                          nms_iou: float = 0.4, topk: int = 50) -> Proposals:
     """Paste into the (H, W) input frame, then :func:`filter_for_matching`."""
     return prepare_batch_for_matching([proposals], size, threshold, nms_iou, topk)[0]
+
+
+def prepare_training_proposals(proposals: list[Proposals], size: tuple[int, int], flips: list[bool],
+                               affines: list[torch.Tensor | None], threshold: float = 0.4,
+                               warp_threshold: float = 0.5, nms_iou: float = 0.4, topk: int = 50,
+                               flip_proposals: bool = True) -> list[Proposals]:
+    """One time step of a training batch: each frame's stored proposals made to match its augmented image.
+
+    Per frame (2019 ``dataset.py`` and ``model_encoder.py``): masks pasted into the input frame
+    and boxed (:func:`tight_boxes` at ``threshold``); flipped with the image when
+    ``flip_proposals`` (the 2019 code forgot to: ``DATA.FLIP_PROPOSALS False`` reproduces that);
+    warped with the frame's affine (:func:`~dmm.data.transforms.affine_source_index`), each box
+    becoming the tight box of the warped mask > ``warp_threshold`` (the old box when that is
+    empty); then NMS at ``nms_iou`` and the ``topk`` best by score.
+
+    Args:
+        proposals: B frames' stored proposals.
+        flips: B flags; affines: B (3, 3) affines or None (no augmentation).
+    Returns:
+        B full-mode :class:`Proposals` at ``size``, ready for the model.
+    """
+    H, W = int(size[0]), int(size[1])
+    out = []
+    for p, flip, affine in zip(proposals, flips, affines):
+        full = p.resize((H, W))
+        masks = paste_roi_masks(full.masks, full.boxes, (H, W)) if full.mask_mode == "roi" else full.masks.float()
+        if flip and flip_proposals:
+            masks = masks.flip(-1)
+        boxes = tight_boxes(masks, threshold)
+        if affine is not None and len(p):
+            masks = warp_nearest(masks, affine_source_index(affine.to(masks.device), (H, W)))
+            nonempty = (masks > warp_threshold).flatten(1).any(1)
+            boxes = torch.where(nonempty[:, None], mask_boxes(masks, warp_threshold), boxes)
+        keep = batched_nms(_nms_boxes(boxes), full.scores.float(), torch.zeros_like(full.scores, dtype=torch.int64),
+                           nms_iou)[:topk]
+        out.append(Proposals(boxes[keep], full.scores[keep], masks[keep], (H, W), "full"))
+    return out

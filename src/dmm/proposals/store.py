@@ -2,9 +2,15 @@
 
 A per-video file ``<dir>/<video>.pth`` holds::
 
-    {"format": "dmm-proposals", "version": 1, "video": str,
+    {"format": "dmm-proposals", "version": 1, "video": str, "num_frames": int,
      "frames": {frame: {"image_size": [h, w], "boxes": (N, 4) float xyxy,
                         "scores": (N,), "masks": (N, 28, 28) or (N, h, w), "mask_mode": str}}}
+
+Reading checks the header against what was asked for: a file whose ``video`` is not the
+video asked for (a file copied from another video), or whose ``num_frames`` is not the number
+of frames it holds, is an error naming the file and both. Files written before ``num_frames``
+was recorded lack it and are read without that check. Non-finite boxes, scores or masks are
+an error naming the file, video and frame.
 
 A split-wide file (this project's counterpart of maskrcnn-benchmark's ``predictions.pth``:
 one entry per frame of a split, in frame-index order) holds::
@@ -21,8 +27,9 @@ from typing import Any, Iterable
 
 import torch
 
-from dmm.io import save_torch
-from dmm.proposals.structures import Proposals
+from dmm.errors import InputError, MissingInputError, MissingKeyError
+from dmm.io import load_torch, save_torch
+from dmm.structures import Proposals
 
 FORMAT = "dmm-proposals"
 SPLIT_FORMAT = "dmm-proposals-split"
@@ -41,13 +48,28 @@ def proposals_to_dict(p: Proposals, mask_dtype: torch.dtype | None = None) -> di
     }
 
 
+def check_finite(p: Proposals, where: str) -> Proposals:
+    """``p`` itself, after checking that its boxes, scores and masks hold no NaN or inf."""
+    for name in ("boxes", "scores", "masks"):
+        values = getattr(p, name)
+        if not bool(torch.isfinite(values).all()):
+            raise InputError(f"non-finite (NaN or inf) proposal {name} for {where}: the file is "
+                             "corrupt or its detector diverged; extract the proposals again")
+    return p
+
+
 def proposals_from_dict(d: dict[str, Any], where: str) -> Proposals:
     """Inverse of :func:`proposals_to_dict`; masks come back as float32."""
     try:
         return Proposals(d["boxes"], d["scores"], d["masks"].to(torch.float32),
                          tuple(d["image_size"]), d["mask_mode"])
     except (KeyError, ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"bad proposals for {where}: {e}") from e
+        raise InputError(f"bad proposals for {where}: {e}") from None
+
+
+def _read_frame(d: dict[str, Any], where: str) -> Proposals:
+    """A stored frame's proposals, checked to be finite."""
+    return check_finite(proposals_from_dict(d, where), where)
 
 
 def write_video_proposals(path: str | os.PathLike, frames: dict[str, Proposals],
@@ -60,6 +82,7 @@ def write_video_proposals(path: str | os.PathLike, frames: dict[str, Proposals],
         "format": FORMAT,
         "version": VERSION,
         "video": video,
+        "num_frames": len(frames),
         "frames": {str(f): proposals_to_dict(p, mask_dtype) for f, p in sorted(frames.items())},
     }
     save_torch(obj, path)
@@ -67,31 +90,47 @@ def write_video_proposals(path: str | os.PathLike, frames: dict[str, Proposals],
 
 def _check_header(obj: Any, fmt: str, path: Path) -> None:
     if not isinstance(obj, dict) or obj.get("format") != fmt:
-        raise ValueError(f"{path} is not a {fmt!r} file")
+        raise InputError(f"{path} is not a {fmt!r} file")
     if obj.get("version") != VERSION:
-        raise ValueError(f"{path}: unsupported {fmt} version {obj.get('version')!r} "
+        raise InputError(f"{path}: unsupported {fmt} version {obj.get('version')!r} "
                          f"(this code reads version {VERSION})")
 
 
-def _load_video_file(path: Path) -> dict[str, Any]:
-    """The checked raw contents of a per-video file, memory-mapped.
+def _check_video_header(obj: dict[str, Any], path: Path, video: str) -> None:
+    """The header of a per-video file names ``video`` and counts the frames it holds."""
+    if obj.get("video") != video:
+        raise InputError(f"proposal file {path} holds the proposals of video {obj.get('video')!r}, "
+                         f"not of video {video!r} (copied or renamed from another video's file?): "
+                         f"write the proposals of {video!r} again")
+    frames = obj.get("frames")
+    if not isinstance(frames, dict):
+        raise InputError(f"proposal file {path} of video {video!r} has no frames mapping")
+    count = obj.get("num_frames")
+    if count is not None and count != len(frames):
+        raise InputError(f"proposal file {path} of video {video!r}: its header counts {count} "
+                         f"frames but it holds {len(frames)}: write it again")
+
+
+def _load_video_file(path: Path, video: str) -> dict[str, Any]:
+    """The checked raw contents of the per-video file of ``video``, memory-mapped.
 
     With ``mmap=True`` the tensors stay on disk until a frame is read, so holding a long
     video's file costs (almost) nothing until its frames are used.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"proposal file {path} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    obj = load_torch(path, "proposal file", mmap=True)
     _check_header(obj, FORMAT, path)
+    _check_video_header(obj, path, video)
     return obj
 
 
-def read_video_proposals(path: str | os.PathLike) -> dict[str, Proposals]:
-    """``{frame: Proposals}`` of one per-video file."""
+def read_video_proposals(path: str | os.PathLike, video: str | None = None
+                         ) -> dict[str, Proposals]:
+    """``{frame: Proposals}`` of one per-video file, which must be that of ``video``
+    (default: the file's stem, as :func:`write_video_proposals` names it)."""
     path = Path(path)
-    obj = _load_video_file(path)
-    video = obj.get("video", path.stem)
-    return {f: proposals_from_dict(d, f"video {video!r} frame {f!r} in {path}")
+    video = path.stem if video is None else video
+    obj = _load_video_file(path, video)
+    return {f: _read_frame(d, f"video {video!r} frame {f!r} in {path}")
             for f, d in obj["frames"].items()}
 
 
@@ -103,7 +142,8 @@ def write_split_proposals(path: str | os.PathLike, frames: Iterable[Proposals]) 
 
 
 def split_proposals_from_object(obj: Any, path: Path) -> list[Proposals]:
-    """The per-frame list of an already loaded split-wide file."""
+    """The per-frame list of an already loaded split-wide file (finiteness is checked by
+    ``dmm.proposals.reduce.reduce_by_videos``, which knows each entry's video and frame)."""
     _check_header(obj, SPLIT_FORMAT, path)
     return [proposals_from_dict(d, f"entry {i} of {path}") for i, d in enumerate(obj["frames"])]
 
@@ -123,7 +163,7 @@ class ProposalStore:
     def __init__(self, root: str | os.PathLike, cache_size: int = 4) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"proposal folder {self.root} does not exist")
+            raise MissingInputError(f"proposal folder {self.root} does not exist")
         self.cache_size = max(int(cache_size), 1)
         self._cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -144,9 +184,9 @@ class ProposalStore:
             return self._cache[video]
         path = self.path(video)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingInputError(
                 f"no proposals for video {video!r}: {path} does not exist")
-        raw = _load_video_file(path)["frames"]
+        raw = _load_video_file(path, video)["frames"]
         self._cache[video] = raw
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -162,6 +202,6 @@ class ProposalStore:
         try:
             entry = frames[frame]
         except KeyError:
-            raise KeyError(f"no proposals for frame {frame!r} of video {video!r} in "
-                           f"{self.path(video)}") from None
-        return proposals_from_dict(entry, f"video {video!r} frame {frame!r} in {self.path(video)}")
+            raise MissingKeyError(f"no proposals for frame {frame!r} of video {video!r} in "
+                                  f"{self.path(video)}") from None
+        return _read_frame(entry, f"video {video!r} frame {frame!r} in {self.path(video)}")

@@ -15,6 +15,7 @@ files (each video draws from a generator seeded by (seed, video name)).
 from __future__ import annotations
 
 import argparse
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,11 @@ from PIL import Image
 from torchvision.ops import roi_align
 from tqdm import tqdm
 
+from dmm.cli import run
+from dmm.errors import InputError, MissingInputError
 from dmm.proposals.ops import paste_roi_masks
 from dmm.proposals.store import write_video_proposals
-from dmm.proposals.structures import Proposals
+from dmm.structures import Proposals
 
 DISTRACTOR_ID_BASE = 100
 ROI_SIZE = 28
@@ -201,7 +204,7 @@ def _read_instances(path: Path) -> np.ndarray:
     try:
         return np.asarray(Image.open(path))
     except (OSError, ValueError) as e:
-        raise RuntimeError(f"cannot read instance map {path}: {e}") from e
+        raise InputError(f"cannot read instance map {path}: {e}") from None
 
 
 class CoverageStats:
@@ -258,7 +261,7 @@ def generate(root: str | Path, split: str, out: str | Path, noise: NoiseConfig =
     """
     inst_dir = Path(root) / split / "Instances"
     if not inst_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"instance maps {inst_dir} not found: generate the synthetic dataset first "
             f"(python -m dmm.data.synthetic --root {root})")
     names = sorted(p.name for p in inst_dir.iterdir() if p.is_dir()) if videos is None else videos
@@ -272,11 +275,11 @@ def generate(root: str | Path, split: str, out: str | Path, noise: NoiseConfig =
         frames = {}
         pngs = sorted((inst_dir / video).glob("*.png"))
         if not pngs:
-            raise FileNotFoundError(f"video {video!r}: no instance maps in {inst_dir / video}")
+            raise MissingInputError(f"video {video!r}: no instance maps in {inst_dir / video}")
         for png in pngs:
             instances = _read_instances(png)
             if instances.ndim != 2:
-                raise ValueError(f"video {video!r} frame {png.stem!r}: instance map {png} "
+                raise InputError(f"video {video!r} frame {png.stem!r}: instance map {png} "
                                  f"must be single-channel, got shape {instances.shape}")
             props = frame_proposals(instances, rng, noise)
             stats.update(instances, props)
@@ -306,4 +309,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run(main))

@@ -4,9 +4,10 @@ Run ``python -m dmm.proposals.train_propnet --out DIR ...`` (see ``--help``). Ev
 object instance of the YouTube-VOS frames is a foreground box and mask (the paper's
 "join_ytb_bin"), optionally mixed with COCO instances read through pycocotools
 (``--coco-json`` + ``--coco-images``); ``--online`` trains on the first-frame annotations of
-the ``valid`` videos instead. Checkpoints are written atomically to ``DIR/model_<iter>.pth``
-and ``DIR/last_checkpoint.pth``; a rerun resumes from the latter. ``DIR/model_final.pth`` is
-what ``python -m dmm.proposals.extract --weights`` takes.
+the ``valid`` videos instead. Checkpoints go to ``DIR/epo00_iter<iteration>/trainer.pt`` through
+the project's one checkpointer (:mod:`dmm.checkpointing`: atomic, the newest ``--keep`` kept); a
+rerun resumes from the newest readable one. ``DIR/model_final.pth`` is what
+``python -m dmm.proposals.extract --weights`` takes.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from tqdm import tqdm
 
+from dmm.checkpointing import PAYLOAD, Checkpointer
+from dmm.cli import run
 from dmm.config import get_cfg_defaults
 from dmm.data import DatasetError, YouTubeVOS
 from dmm.device import resolve_device
-from dmm.io import save_torch
+from dmm.errors import InputError, MissingInputError
+from dmm.io import load_torch, save_torch
 from dmm.proposals.model import ARCHS, CHECKPOINT_FORMAT, load_maskrcnn
 
 Target = dict[str, torch.Tensor]
@@ -92,7 +96,7 @@ class CocoInstanceImages(Dataset):
 
         for p in (annotation_json, image_dir):
             if not Path(p).exists():
-                raise FileNotFoundError(f"COCO file or folder {p} not found")
+                raise MissingInputError(f"COCO file or folder {p} not found")
         self.coco = COCO(str(annotation_json))
         self.image_dir = Path(image_dir)
         self.ids = [i for i in sorted(self.coco.getImgIds())
@@ -107,7 +111,7 @@ class CocoInstanceImages(Dataset):
         try:
             image = np.asarray(Image.open(path).convert("RGB"))
         except OSError as e:
-            raise RuntimeError(f"cannot read COCO image {path}: {e}") from e
+            raise InputError(f"cannot read COCO image {path}: {e}") from None
         anns = self.coco.loadAnns(self.coco.getAnnIds(imgIds=info["id"], iscrowd=False))
         masks = np.stack([self.coco.annToMask(a) for a in anns]).astype(bool)
         return _image_tensor(image), instance_targets(masks)
@@ -142,20 +146,21 @@ def learning_rate(base: float, it: int, iterations: int, warmup: int) -> float:
 def train(model: MaskRCNN, dataset: Dataset, out_dir: str | os.PathLike, arch: str,
           iterations: int, batch_size: int = 2, lr: float = 0.01, device: str = "cpu",
           checkpoint_period: int = 2500, warmup: int = 500, seed: int = 0,
-          grad_clip: float = 10.0, progress: bool = True) -> list[float]:
-    """SGD on random batches; resumes from ``out_dir/last_checkpoint.pth``. Returns the losses."""
+          grad_clip: float = 10.0, progress: bool = True, keep: int = 3) -> list[float]:
+    """SGD on random batches; resumes from the newest readable checkpoint in ``out_dir``. Returns the losses."""
     out_dir = Path(out_dir)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
     start = 0
-    last = out_dir / "last_checkpoint.pth"
-    if last.is_file():
-        state = torch.load(last, map_location=device, weights_only=True)
+    checkpointer = Checkpointer(out_dir, keep_last=keep)
+    found = checkpointer.load_latest(lambda path: load_torch(path / PAYLOAD, "proposal-net checkpoint"))
+    if found is not None:
+        path, state = found
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
-        print(f"resuming from {last} at iteration {start}")
+        print(f"resuming from {path} at iteration {start}")
     losses = []
     for it in tqdm(range(start, iterations), desc="propnet", disable=not progress,
                    initial=start, total=iterations):
@@ -176,9 +181,7 @@ def train(model: MaskRCNN, dataset: Dataset, out_dir: str | os.PathLike, arch: s
         losses.append(loss.item())
         done = it + 1
         if done % checkpoint_period == 0 or done == iterations:
-            state = checkpoint(model, optimizer, arch, done)
-            save_torch(state, out_dir / f"model_{done:07d}.pth")
-            save_torch(state, last)
+            checkpointer.save(0, done, checkpoint(model, optimizer, arch, done))
     if start < iterations or not (out_dir / "model_final.pth").exists():
         save_torch(checkpoint(model, optimizer, arch, max(start, iterations)),
                    out_dir / "model_final.pth")
@@ -206,33 +209,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--checkpoint-period", type=int, default=2500)
+    parser.add_argument("--keep", type=int, default=3, help="checkpoints kept (the newest)")
     parser.add_argument("--min-size", type=int, default=800)
     parser.add_argument("--max-size", type=int, default=1333)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if bool(args.coco_json) != bool(args.coco_images):
+        parser.error("--coco-json and --coco-images go together")
     split = args.split or ("valid" if args.online else "train_all")
-    try:
-        parts: list[Dataset] = [VideoInstanceFrames(
-            YouTubeVOS(args.root, split, split_dir=args.split_dir), first_frames_only=args.online)]
-        if args.coco_json or args.coco_images:
-            if not (args.coco_json and args.coco_images):
-                raise ValueError("--coco-json and --coco-images go together")
-            parts.append(CocoInstanceImages(args.coco_json, args.coco_images))
-        model = binary_maskrcnn(args.init, args.arch, min_size=args.min_size,
-                                max_size=args.max_size)
-    except (DatasetError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    parts: list[Dataset] = [VideoInstanceFrames(
+        YouTubeVOS(args.root, split, split_dir=args.split_dir), first_frames_only=args.online)]
+    if args.coco_json:
+        parts.append(CocoInstanceImages(args.coco_json, args.coco_images))
+    model = binary_maskrcnn(args.init, args.arch, min_size=args.min_size, max_size=args.max_size)
     torch.manual_seed(args.seed)
     dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
     losses = train(model, dataset, args.out, args.arch, args.iters, args.batch_size, args.lr,
                    str(resolve_device(args.device)), args.checkpoint_period, args.warmup,
-                   args.seed)
+                   args.seed, keep=args.keep)
     if losses:
         print(f"iterations done: {len(losses)}; last loss {losses[-1]:.4f}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(run(main))

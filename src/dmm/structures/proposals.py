@@ -1,4 +1,4 @@
-"""``Proposals``: one frame's mask proposals, the container passed between stages."""
+"""``Proposals``: one frame's mask proposals, the container passed from the store to the model."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dmm.proposals.structures import Proposals
+from dmm.structures import Proposals
 
 
 def _props(n=3, mode="roi", size=(20, 40)):

@@ -1,0 +1,62 @@
+"""One error path: every command of this area prints one ``error:`` line and exits 2 on bad input,
+keeping tracebacks for bugs (and for ``--debug``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dmm.cli import run
+from dmm.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: (command line after the interpreter, text the error line must hold); {tmp} is a fresh folder.
+COMMANDS = [
+    (["-m", "dmm.metrics", "--gt-dir", "{tmp}/gt", "--results-dir", "{tmp}/res"], "{tmp}/gt"),
+    (["-m", "dmm.proposals.extract", "--root", "{tmp}/ytb", "--split", "valid", "--out", "{tmp}/o",
+      "--weights", "none"], "{tmp}/ytb/valid/meta.json"),
+    (["-m", "dmm.proposals.train_propnet", "--root", "{tmp}/ytb", "--out", "{tmp}/o"], "{tmp}/ytb/train/meta.json"),
+    (["-m", "dmm.proposals.synthetic", "--root", "{tmp}/syn", "--out", "{tmp}/o"], "{tmp}/syn/train/Instances"),
+    (["-m", "dmm.data.synthetic", "--root", "{tmp}"], "{tmp} already exists"),
+    (["src/tools/make_splits.py", "--root", "{tmp}/ytb"], "{tmp}/ytb/train/meta.json"),
+    (["src/tools/reduce_pth_size_by_videos.py", "{tmp}/p.pth", "valid", "5", "--root", "{tmp}/ytb"],
+     "{tmp}/ytb/valid/meta.json"),
+    (["src/tools/make_lmdb.py", "--root", "{tmp}/ytb", "--split", "valid", "--out", "{tmp}/x.lmdb"],
+     "{tmp}/ytb/valid/meta.json"),
+    (["src/tools/make_train_online_dataset.py", "--source", "{tmp}/ytb/valid", "--out", "{tmp}/o"],
+     "{tmp}/ytb/valid: source split folder not found"),
+    (["src/tools/check_submission.py", "{tmp}/res", "--meta", "{tmp}/m.json", "--images", "{tmp}"],
+     "{tmp}/res: results folder not found"),
+]
+
+
+@pytest.mark.parametrize("args, needle", COMMANDS, ids=[c[0][1] if c[0][0] == "-m" else c[0][0] for c in COMMANDS])
+def test_bad_input_is_one_error_line(tmp_path: Path, args: list[str], needle: str):
+    argv = [a.format(tmp=tmp_path) for a in args]
+    done = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert needle.format(tmp=tmp_path) in lines[0]
+
+
+def _bad(argv: list[str]) -> None:
+    raise InputError(f"{argv[0]}: not a video")
+
+
+def _bug(argv: list[str]) -> None:
+    raise ZeroDivisionError("a bug")
+
+
+def test_run_prints_dmm_errors_and_keeps_bugs(capsys):
+    assert run(_bad, ["clip.mp4"]) == 2
+    assert capsys.readouterr().err == "error: clip.mp4: not a video\n"
+    assert run(_bad, ["clip.mp4", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("error: clip.mp4: not a video\n")
+    with pytest.raises(ZeroDivisionError):
+        run(_bug, [])
