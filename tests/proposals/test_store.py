@@ -38,6 +38,7 @@ def test_store_errors_name_video_frame_and_file(tmp_path):
     write_video_proposals(tmp_path / "vid1.pth", _frames())
     store = ProposalStore(tmp_path)
     assert store.videos == ["vid1"] and "vid1" in store
+    assert store.counts("vid1") == {"00000": 3, "00005": 0, "00010": 2}
     assert len(store.get("vid1", "00000")) == 3 and len(store.get("vid1", "00005")) == 0
     with pytest.raises(KeyError, match=r"'00001'.*'vid1'"):
         store.get("vid1", "00001")

@@ -55,4 +55,4 @@ class TrainingProposals:
 
     def counts(self, video: str) -> dict[str, int]:
         """``{frame: number of proposals}`` of a video (frames without any are left out of clips)."""
-        return {frame: len(p) for frame, p in self.store.video(video).items()}
+        return self.store.counts(video)

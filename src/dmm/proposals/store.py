@@ -192,6 +192,11 @@ class ProposalStore:
             self._cache.popitem(last=False)
         return raw
 
+    def counts(self, video: str) -> dict[str, int]:
+        """``{frame: number of proposals}`` of ``video``, from the file's header and shapes only
+        (no mask is read)."""
+        return {f: int(entry["boxes"].shape[0]) for f, entry in self._raw(video).items()}
+
     def video(self, video: str) -> dict[str, Proposals]:
         """``{frame: Proposals}`` of every frame of ``video``."""
         return {f: self.get(video, f) for f in self._raw(video)}
