@@ -1,16 +1,21 @@
-"""Engine throughput and inference memory: training iterations/s, inference frames/s, and
-peak inference memory on a 20-frame and a 200-frame synthetic video in the same run.
+"""Engine throughput and inference memory: training clips/s with and without data loading,
+inference frames/s for one video and for a batch of videos, and peak inference memory on a
+20-frame and a 200-frame synthetic video, all in the same run.
 
 Generates a synthetic dataset and synthetic proposals (in a temp folder, or ``--work DIR``),
 then:
 
-* training: builds ``dmm.engine.trainer.Trainer`` and times ``--iters`` of its steps (data
-  loading included, ``DATA.NUM_WORKERS 0``) after ``--warmup`` untimed ones;
-* inference: runs ``DMMTracker`` + ``segment_videos`` on a one-video valid set of 20 frames and
-  one of 200 frames, each in a fresh subprocess, and measures frames/s, the peak memory of the
-  inference process (the kernel's RSS high-water mark on the CPU, reset after imports so their
-  transient peak does not hide it; ``torch.cuda.max_memory_allocated`` on CUDA), and, for
-  information, how far that peak rose over the state right after the model build.
+* training: builds ``dmm.engine.trainer.Trainer`` and times ``--iters`` of its steps after
+  ``--warmup`` untimed ones, once with its loader in the loop (``DATA.NUM_WORKERS 0``: loading
+  included) and once on one batch loaded beforehand (compute alone);
+* inference: runs ``DMMTracker`` + ``segment_videos`` on a one-video valid set of 20 frames, one
+  of 200 frames and a set of 8 videos of 20 frames segmented in lockstep (``TEST.BATCH_VIDEOS
+  8``), each in a fresh subprocess, and measures frames/s, the peak memory of the inference
+  process (the kernel's RSS high-water mark on the CPU, reset after imports so their transient
+  peak does not hide it; ``torch.cuda.max_memory_allocated`` on CUDA), and, for information,
+  how far that peak rose over the state right after the model build. ``--fast`` also times the
+  fast CUDA settings (``MATCHING.IMPLEMENTATION triton``, ``MODEL.AMP``) beside the faithful
+  defaults.
 
 The target: peak inference memory of the 200-frame video / the 20-frame video < 1.1
 (memory must not grow with video length). Exit status 1 when that check fails. Part of the
@@ -48,6 +53,7 @@ from dmm.proposals.synthetic import generate as generate_proposals
 
 MEMORY_RATIO_TARGET = 1.1
 SHORT_FRAMES, LONG_FRAMES = 20, 200
+BATCH_VIDEOS = 8  # the lockstep run: this many videos of SHORT_FRAMES frames
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,8 @@ class DataPaths:
 
     train_root: Path
     train_proposals: Path
-    valid_roots: dict[int, Path]  # frames -> root of a one-video valid set
-    valid_proposals: dict[int, Path]
+    valid_roots: dict[str, Path]  # "short", "long" (one video each), "batch" (BATCH_VIDEOS videos)
+    valid_proposals: dict[str, Path]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -102,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="clips per iteration (default 4; quick: 2)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--skip-train", action="store_true", help="inference only")
+    p.add_argument("--fast", action="store_true",
+                   help="also time the fast settings (fused matching on CUDA / batched on the CPU, bf16 autocast)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--work", type=Path, default=None,
                    help="folder for the generated data and outputs (default: a temp folder, removed after)")
@@ -145,15 +153,16 @@ def make_data(work: Path, s: Settings) -> DataPaths:
     train_props = work / "proposals" / "train"
     generate_proposals(train_root, "train", train_props, seed=0, progress=False)
     valid_roots, valid_props = {}, {}
-    for frames in (SHORT_FRAMES, LONG_FRAMES):
-        root = work / f"valid_{frames}"
+    for name, videos, frames in (("short", 1, SHORT_FRAMES), ("long", 1, LONG_FRAMES),
+                                 ("batch", BATCH_VIDEOS, SHORT_FRAMES)):
+        root = work / f"valid_{name}"
         if not (root / "synthetic_record.json").exists():
-            generate_dataset(root, SyntheticConfig(num_train=0, num_valid=1, num_frames=frames,
+            generate_dataset(root, SyntheticConfig(num_train=0, num_valid=videos, num_frames=frames,
                                                    height=s.frame_h, width=s.frame_w, seed=0),
                              overwrite=root.exists(), progress=False)
-        props = work / "proposals" / f"valid_{frames}"
+        props = work / "proposals" / f"valid_{name}"
         generate_proposals(root, "valid", props, seed=0, progress=False)
-        valid_roots[frames], valid_props[frames] = root, props
+        valid_roots[name], valid_props[name] = root, props
     return DataPaths(train_root, train_props, valid_roots, valid_props)
 
 
@@ -167,6 +176,11 @@ def config_opts(s: Settings, root: Path, train_props: Path, eval_props: Path, ou
         "SOLVER.EPOCHS", "1000", "SOLVER.CHECKPOINT_PERIOD", "100000", "VAL.ENABLED", "False",
         "DATA.NUM_WORKERS", "0", "MATCHING.TRAIN_MAX_ITER", str(s.train_max_iter),
     ]
+
+
+#: the fast settings, for CUDA: the fused matching kernel and bf16 autocast (on a CPU both are
+#: slower than the defaults: the exact layer's early exits win there, and bf16 has no hardware path)
+FAST_OPTS = ["MATCHING.IMPLEMENTATION", "triton", "MODEL.AMP", "True"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -198,80 +212,28 @@ def _time_steps(batches, step, device: torch.device, total: int) -> list[float]:
     return times
 
 
-def trainer_steps(cfg, device: torch.device):
-    """``(batches(epoch), step(batch, iteration))`` of ``dmm.engine.trainer.Trainer`` itself."""
+def bench_training(s: Settings, data: DataPaths, out_dir: Path) -> dict:
+    """Clips/s of the trainer's own step: with its loader in the loop, and on one batch loaded beforehand."""
     from dmm.engine.trainer import Trainer, own_prediction_flags
 
-    trainer = Trainer(cfg, DistInfo(rank=0, world_size=1, local_rank=0, device=device))
+    cfg = load_config("synthetic", config_opts(s, data.train_root, data.train_proposals,
+                                               data.valid_proposals["short"], out_dir))
+    device = resolve_device(s.device)
+    trainer = Trainer(cfg, DistInfo(rank=0, world_size=1, local_rank=0, device=device), overwrite=True)
     trainer.model.train()
     steps = cfg.DATA.LENGTH_CLIP - 1
-    return (lambda epoch: trainer._loader(epoch, 0),
-            lambda batch, it: trainer._step(batch, own_prediction_flags(cfg.SEED, it, steps, 0.0)))
-
-
-def fallback_steps(cfg, device: torch.device):
-    """The same work without ``Trainer`` (for a tree where it does not import): the config's
-    ``ClipDataset`` with ``TrainingProposals``, ``ClipLoss`` forward, backward, two Adam steps
-    with the trainer's learning rates."""
-    from torch.utils.data import DataLoader
-
-    from dmm.data import build_reader
-    from dmm.data.clips import ClipDataset, collate_clips
-    from dmm.engine.clip_loss import ClipLoss
-    from dmm.engine.proposal_source import TrainingProposals
-    from dmm.model.dmmnet import DMMNet
-
-    torch.manual_seed(cfg.SEED)
-    model = DMMNet.from_config(cfg).to(device).train()
-    loss_fn = ClipLoss(model, cfg)
-    sol = cfg.SOLVER
-    backbone = {id(p) for p in model.encoder.base.parameters()}
-    optims = [
-        torch.optim.Adam([{"params": [p for p in model.encoder.parameters() if id(p) not in backbone],
-                           "lr": sol.NECK_LR},
-                          {"params": list(model.encoder.base.parameters()), "lr": sol.BACKBONE_LR}],
-                         weight_decay=sol.WEIGHT_DECAY),
-        torch.optim.Adam(model.decoder.parameters(), lr=sol.DECODER_LR, weight_decay=sol.WEIGHT_DECAY),
-    ]
-    dataset = ClipDataset.from_config(build_reader(cfg.DATA, cfg.DATA.TRAIN_SPLIT), cfg,
-                                      proposal_fn=TrainingProposals(cfg.PROPOSALS.TRAIN_DIR))
-    steps = cfg.DATA.LENGTH_CLIP - 1
-
-    def batches(epoch: int):
-        dataset.set_epoch(epoch)
-        return DataLoader(dataset, batch_size=sol.BATCH_SIZE, shuffle=False, collate_fn=collate_clips,
-                          num_workers=0, drop_last=True)
 
     def step(batch: dict, it: int) -> None:
-        props = [[{k: v.to(device) for k, v in f.items()} for f in clip] for clip in batch["proposals"]]
-        losses = loss_fn(batch["images"].to(device), batch["masks"].to(device), batch["valid"].to(device),
-                         props, [False] * steps)
-        for opt in optims:
-            opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        for opt in optims:
-            opt.step()
+        trainer.run_step(batch, own_prediction_flags(cfg.SEED, it, steps, 0.0))
 
-    return batches, step
-
-
-def bench_training(s: Settings, data: DataPaths, out_dir: Path) -> dict:
-    """Iterations/s and clips/s of the trainer's own step, data loading included."""
-    cfg = load_config("synthetic", config_opts(s, data.train_root, data.train_proposals,
-                                               data.valid_proposals[SHORT_FRAMES], out_dir))
-    device = resolve_device(s.device)
-    try:
-        batches, step = trainer_steps(cfg, device)
-        source = "Trainer"
-    except ImportError as e:  # the engine is still being written: measure the same work directly
-        print(f"warning: dmm.engine.trainer.Trainer does not import ({e}); timing the fallback loop "
-              "(ClipDataset + ClipLoss + Adam) instead", file=sys.stderr, flush=True)
-        batches, step = fallback_steps(cfg, device)
-        source = f"fallback loop (Trainer import failed: {e})"
-    times = _time_steps(batches, step, device, s.warmup + s.iters)
-    timed = sum(times[s.warmup:])
-    return {"source": source, "iters": s.iters, "seconds": timed, "iters_per_s": s.iters / timed,
-            "clips_per_s": s.iters * s.batch_size / timed, "warmup_s": sum(times[: s.warmup])}
+    total = s.warmup + s.iters
+    with_loading = sum(_time_steps(lambda epoch: trainer._loader(epoch, 0), step, device, total)[s.warmup:])
+    batch = next(iter(trainer._loader(0, 0)))
+    compute = sum(_time_steps(lambda epoch: [batch] * total, step, device, total)[s.warmup:])
+    clips = s.iters * s.batch_size
+    return {"iters": s.iters, "clips": clips, "seconds": with_loading, "clips_per_s": clips / with_loading,
+            "compute_seconds": compute, "compute_clips_per_s": clips / compute,
+            "loading_share": max(0.0, 1 - compute / with_loading)}
 
 
 # ------------------------------------------------------------------------------------------
@@ -339,7 +301,8 @@ def run_inference_child(opts: list[str]) -> dict:
     rss_base, _ = rss_now_and_peak(hwm)
     tic = time.perf_counter()
     segment_videos(DMMTracker(model), reader, reader.videos, ProposalSource(cfg.PROPOSALS.EVAL_DIR),
-                   Path(cfg.OUTPUT_DIR) / "results", cfg, device=device, show_progress=False)
+                   Path(cfg.OUTPUT_DIR) / "results", cfg, device=device, batch_videos=cfg.TEST.BATCH_VIDEOS,
+                   show_progress=False)
     _sync(device)
     seconds = time.perf_counter() - tic
     _, rss_peak = rss_now_and_peak(hwm)
@@ -354,18 +317,30 @@ def run_inference_child(opts: list[str]) -> dict:
     return result
 
 
-def bench_inference(s: Settings, data: DataPaths, work: Path, threads: int) -> dict[int, dict]:
-    """Each video length in its own fresh interpreter, so peaks do not mix."""
+#: inference runs: name -> (valid set, TEST.BATCH_VIDEOS)
+RUNS = {"one video, 20 frames": ("short", 1), "one video, 200 frames": ("long", 1),
+        f"{BATCH_VIDEOS} videos in lockstep": ("batch", BATCH_VIDEOS)}
+
+
+def bench_inference(s: Settings, data: DataPaths, work: Path, threads: int, fast: bool) -> dict[str, dict]:
+    """Each run in its own fresh interpreter, so peaks do not mix; ``fast`` adds the fast settings' runs."""
+    variants = {"default": []} | ({"fast": FAST_OPTS} if fast and s.device == "cuda" else {})
+    if fast and s.device != "cuda":
+        print("--fast: the fast settings are CUDA settings; on the CPU only the defaults are timed", flush=True)
     results = {}
-    for frames in (SHORT_FRAMES, LONG_FRAMES):
-        out_dir = work / f"infer_{frames}"
-        shutil.rmtree(out_dir, ignore_errors=True)  # segment_videos skips finished videos
-        opts = config_opts(s, data.valid_roots[frames], data.train_proposals, data.valid_proposals[frames], out_dir)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(opts), "--threads", str(threads)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"inference on the {frames}-frame video failed:\n{proc.stderr[-3000:]}")
-        results[frames] = json.loads(proc.stdout.strip().splitlines()[-1])
+    for variant, extra in variants.items():
+        for name, (subset, batch) in RUNS.items():
+            if variant == "fast" and subset == "long":
+                continue  # the memory check is the default's
+            out_dir = work / f"infer_{variant}_{subset}"
+            shutil.rmtree(out_dir, ignore_errors=True)  # segment_videos skips finished videos
+            opts = config_opts(s, data.valid_roots[subset], data.train_proposals, data.valid_proposals[subset],
+                               out_dir) + ["TEST.BATCH_VIDEOS", str(batch), *extra]
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(opts), "--threads", str(threads)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"inference ({variant}, {name}) failed:\n{proc.stderr[-3000:]}")
+            results[f"{variant}: {name}"] = json.loads(proc.stdout.strip().splitlines()[-1])
     return results
 
 
@@ -378,22 +353,25 @@ def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def report(s: Settings, train: dict | None, infer: dict[int, dict]) -> tuple[str, dict]:
+def report(s: Settings, train: dict | None, infer: dict[str, dict]) -> tuple[str, dict]:
     """The printed table and the JSON record; the record's ``pass`` is the memory check."""
-    short, long = infer[SHORT_FRAMES], infer[LONG_FRAMES]
+    short, long = infer["default: one video, 20 frames"], infer["default: one video, 200 frames"]
     ratio = long["peak_bytes"] / max(short["peak_bytes"], 1)
     ok = ratio < MEMORY_RATIO_TARGET
     kind = "CUDA max_memory_allocated" if s.device == "cuda" else "RSS"
     rows = []
     if train is not None:
-        name = "training" if train["source"] == "Trainer" else "training (fallback loop, no Trainer)"
-        rows.append([name, f"{train['iters_per_s']:.3f} it/s", f"{train['clips_per_s']:.3f} clips/s",
-                     f"{train['iters']} iters in {train['seconds']:.1f} s", "", ""])
-    for frames, r in sorted(infer.items()):
+        rows.append(["training, loading included", f"{train['clips_per_s']:.3f} clips/s", "",
+                     f"{train['clips']} clips in {train['seconds']:.1f} s", "", ""])
+        rows.append(["training, compute alone", f"{train['compute_clips_per_s']:.3f} clips/s",
+                     f"loading {train['loading_share']:.0%} of the loop",
+                     f"{train['clips']} clips in {train['compute_seconds']:.1f} s", "", ""])
+    for name, r in infer.items():
         growth = mib(r["growth_bytes"]) + (f" (RSS {mib(r['rss_growth_bytes'])})" if "cuda_growth_bytes" in r else "")
-        rows.append([f"inference {frames} frames", f"{r['fps']:.2f} frames/s", "",
+        relative = f"{r['fps'] / short['fps']:.2f}x one video" if name != "default: one video, 20 frames" else ""
+        rows.append([f"inference ({name})", f"{r['fps']:.2f} frames/s", relative,
                      f"{r['frames']} frames in {r['seconds']:.1f} s", mib(r["peak_bytes"]), growth])
-    table = tabulate(rows, headers=["run", "speed", "", "work", f"peak {kind}", "growth over model build"],
+    table = tabulate(rows, headers=["run", "speed", "ratio", "work", f"peak {kind}", "growth over model build"],
                      tablefmt="github")
     head = (f"device {s.device}, {s.backbone}, input {s.input_h}x{s.input_w}, frames {s.frame_h}x{s.frame_w}, "
             f"batch {s.batch_size}, torch {torch.__version__}, threads {torch.get_num_threads()}")
@@ -402,9 +380,8 @@ def report(s: Settings, train: dict | None, infer: dict[int, dict]) -> tuple[str
     if s.device == "cuda" and "rss_growth_bytes" in long:
         verdict += (f"\nhost RSS {LONG_FRAMES}/{SHORT_FRAMES} frames: "
                     f"{long['rss_growth_bytes'] / max(short['rss_growth_bytes'], 1):.3f}")
-    record = {"settings": asdict(s), "torch": torch.__version__, "training": train,
-              "inference": {str(k): v for k, v in infer.items()}, "memory_ratio": ratio,
-              "target": MEMORY_RATIO_TARGET, "pass": ok}
+    record = {"settings": asdict(s), "torch": torch.__version__, "training": train, "inference": infer,
+              "memory_ratio": ratio, "target": MEMORY_RATIO_TARGET, "pass": ok}
     return f"{head}\n{table}\n{verdict}", record
 
 
@@ -423,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         data = make_data(work, s)
         print(f"data generated in {time.perf_counter() - tic:.1f} s under {work}", flush=True)
         train = None if args.skip_train else bench_training(s, data, work / "train_run")
-        infer = bench_inference(s, data, work, args.threads)
+        infer = bench_inference(s, data, work, args.threads, args.fast)
     text, record = report(s, train, infer)
     print(text)
     if args.json is not None:

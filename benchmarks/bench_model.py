@@ -2,9 +2,12 @@
 
 ResNet-50 at 255x448, 1 and 5 objects, 50 proposals, eval mode. Prints the breakdown (backbone,
 necks, ROI features, matching, decoder), the whole step (everything after the encoder) and the
-frame (encoder + step), each as a ratio to the backbone measured in the same run, for the fast
-decoder (the default, shared gate work) and the 2019 layout (three full gate convolutions per
-cell), and checks that both give the same outputs. Runs on CPU, and on CUDA too when present.
+frame (encoder + step), each as a ratio to the backbone measured in the same run, for the
+faithful defaults (the decoder's shared gate work, the exact matching layer), the 2019 decoder
+layout (three full gate convolutions per cell), and on CUDA the fast settings (the fused
+matching kernel, bf16 autocast for the encoder); and checks that the layouts give the same
+outputs. Runs on CPU, and on CUDA too when present. Target (issue 13, CUDA, 5 objects, fast
+settings): frame <= 2.0x backbone; on the CPU: not slower than before.
 
     .venv/bin/python benchmarks/bench_model.py [--repeat 3]
 """
@@ -12,6 +15,7 @@ cell), and checks that both give the same outputs. Runs on CPU, and on CUDA too 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -47,6 +51,15 @@ def inputs(objects, device, seed=0):
     return images.to(device), masks.to(device), [props.to(device)]
 
 
+def layouts(device: torch.device) -> dict[str, dict]:
+    """name -> the settings it changes: decoder layout, matching implementation, autocast."""
+    out = {"default": {"shared": True, "implementation": "exact", "amp": False},
+           "2019 layout": {"shared": False, "implementation": "exact", "amp": False}}
+    if device.type == "cuda":
+        out["fast"] = {"shared": True, "implementation": "triton", "amp": True}
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -62,54 +75,57 @@ def main():
         for objects in (1, 5):
             images, masks, props = inputs(objects, device)
             valid = torch.ones(1, objects, dtype=torch.bool, device=device)
+            results = {}
             with torch.no_grad():
-                feats = model.encode(images)
-                templates = model.template_features(feats, masks)
-                stages = resnet_stages(model.encoder.base, images)
-                padded = pad_proposals(props, [objects], (H, W), device, images.dtype)
-                sim = similarity(cosine_similarity(templates, model.proposal_features(feats, padded)),
-                                 masks, padded.masks)
-                pair_valid = valid[:, :, None] & padded.columns[:, None, :]
-                matched = torch.rand(1, objects, H, W, device=device)
+                for name, layout in layouts(device).items():
+                    model.decoder.shared_gate_conv = layout["shared"]
+                    model.amp = layout["amp"]
+                    model.matcher = replace(model.matcher, implementation=layout["implementation"])
+                    feats = model.encode(images)
+                    templates = model.template_features(feats, masks)
+                    stages = resnet_stages(model.encoder.base, images)
+                    padded = pad_proposals(props, torch.tensor([objects], device=device), (H, W), device,
+                                           images.dtype, objects)
+                    sim = similarity(cosine_similarity(templates, model.proposal_features(feats, padded)),
+                                     masks, padded.masks)
+                    pair_valid = valid[:, :, None] & padded.columns[:, None, :]
+                    matched = torch.rand(1, objects, H, W, device=device)
 
-                def necks():
-                    enc = model.encoder
-                    for lv, c in zip((2, 3, 4, 5), stages):
-                        getattr(enc, f"bn{lv}")(getattr(enc, f"sk{lv}")(c))
-                        getattr(enc, f"prop{lv}")(c)
+                    def necks():
+                        enc = model.encoder
+                        for lv, c in zip((2, 3, 4, 5), stages):
+                            getattr(enc, f"bn{lv}")(getattr(enc, f"sk{lv}")(c))
+                            getattr(enc, f"prop{lv}")(c)
 
-                parts = {
-                    "backbone": lambda: resnet_stages(model.encoder.base, images),
-                    "necks": necks,
-                    "roi features": lambda: (model.template_features(feats, masks),
-                                             model.proposal_features(feats, padded)),
-                    "matching": lambda: model.matcher.match(-sim, pair_valid, False),
-                    "decoder": lambda: model.decoder(feats.skips, [masks, masks, matched], valid)[0],
-                    "step": lambda: model.step(feats, templates, props, masks, masks, masks, valid),
-                    "frame": lambda: model.step(model.encode(images), templates, props, masks, masks, masks, valid),
-                }
-                results = {}
-                for layout in ("fast", "2019"):
-                    model.decoder.shared_gate_conv = layout == "fast"
-                    for name, fn in parts.items():
-                        if layout == "2019" and name not in ("decoder", "step", "frame"):
-                            continue
+                    parts = {
+                        "backbone": lambda: resnet_stages(model.encoder.base, images),
+                        "necks": necks,
+                        "roi features": lambda: (model.template_features(feats, masks),
+                                                 model.proposal_features(feats, padded)),
+                        "matching": lambda: model.matcher.match(-sim, pair_valid, False),
+                        "decoder": lambda: model.decoder(feats.skips, [masks, masks, matched], valid)[0],
+                        "step": lambda: model.step(feats, templates, props, masks, masks, masks, valid),
+                        "frame": lambda: model.step(model.encode(images), templates, props, masks, masks, masks, valid),
+                    }
+                    for part, fn in parts.items():
+                        if name != "default" and part in ("backbone", "necks", "roi features"):
+                            continue  # the same code in every layout
                         fn()  # warm-up
-                        results[layout, name] = (best_time(fn, device, args.repeat), flops(fn))
-                    outs = model.step(feats, templates, props, masks, masks, masks, valid)
-                    results[layout, "out"] = outs.refined
-                model.decoder.shared_gate_conv = True
-            diff = (results["fast", "out"] - results["2019", "out"]).abs().max().item()
-            base_t, base_f = results["fast", "backbone"]
+                        results[name, part] = (best_time(fn, device, args.repeat), flops(fn))
+                    results[name, "out"] = model.step(feats, templates, props, masks, masks, masks, valid).refined
+            model.decoder.shared_gate_conv, model.amp = True, False
+            model.matcher = replace(model.matcher, implementation="exact")
+            diff = (results["default", "out"] - results["2019 layout", "out"]).abs().max().item()
+            base_t, base_f = results["default", "backbone"]
+            names = list(layouts(device))
             print(f"\n{device.type}, {objects} object(s): backbone {base_t * 1e3:.1f} ms, {base_f / 1e9:.2f} GFLOP; "
-                  f"max |fast - 2019| refined = {diff:.2e}")
-            print(f"  {'part':14} {'fast ms':>9} {'x backbone':>10} {'GFLOP':>8} {'2019 ms':>9} {'x backbone':>10} {'GFLOP':>8}")
-            for name in parts:
-                t, f = results["fast", name]
-                line = f"  {name:14} {t * 1e3:9.1f} {t / base_t:10.2f} {f / 1e9:8.2f}"
-                if ("2019", name) in results:
-                    t2, f2 = results["2019", name]
-                    line += f" {t2 * 1e3:9.1f} {t2 / base_t:10.2f} {f2 / 1e9:8.2f}"
+                  f"max |default - 2019 layout| refined = {diff:.2e}")
+            print("  " + f"{'part':14}" + "".join(f" {n + ' ms':>16} {'x backbone':>10}" for n in names))
+            for part in ("backbone", "necks", "roi features", "matching", "decoder", "step", "frame"):
+                line = f"  {part:14}"
+                for n in names:
+                    t = results.get((n, part), results.get(("default", part)))[0]
+                    line += f" {t * 1e3:16.1f} {t / base_t:10.2f}"
                 print(line)
 
 

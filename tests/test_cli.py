@@ -31,6 +31,10 @@ COMMANDS = [
      "{tmp}/ytb/valid: source split folder not found"),
     (["src/tools/check_submission.py", "{tmp}/res", "--meta", "{tmp}/m.json", "--images", "{tmp}"],
      "{tmp}/res: results folder not found"),
+    (["-m", "dmm.test", "--checkpoint", "{tmp}/nothing", "DEVICE", "cpu"], "{tmp}/nothing"),
+    (["-m", "dmm.train", "--config", "synthetic", "SOLVER.NO_SUCH_KEY", "1"], "SOLVER.NO_SUCH_KEY"),
+    (["-m", "dmm.segment", "--input", "{tmp}/frames", "--mask", "{tmp}/m.png", "--checkpoint", "{tmp}/c",
+      "--proposals", "{tmp}", "--out", "{tmp}/o"], "{tmp}/frames"),
 ]
 
 

@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from dmm.errors import InputError
 from dmm.pipeline import main
 
 
@@ -30,3 +33,12 @@ def test_tiny_pipeline_prints_the_table_and_writes_every_output(tmp_path, capsys
     again = capsys.readouterr().out
     assert "synthetic dataset found" in again
     assert json.loads((results / "scores.json").read_text()) == scores
+
+
+def test_a_folder_the_pipeline_did_not_create_is_never_overwritten(tmp_path):
+    root = tmp_path / "mine"
+    root.mkdir()
+    (root / "thesis.tex").write_text("keep me")
+    with pytest.raises(InputError, match=r"not empty and holds no synthetic dataset"):
+        main(["--tiny", "DATA.ROOT", str(root), "OUTPUT_DIR", str(tmp_path / "run"), "DEVICE", "cpu"])
+    assert sorted(p.name for p in root.iterdir()) == ["thesis.tex"]

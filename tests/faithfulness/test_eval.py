@@ -94,7 +94,7 @@ def test_cost_from_the_fixture_features(e, b, t):
     iou = mask_iou((iou_masks(e, b, t) > 0.5)[None], (proposals["masks"] > 0.5)[None])[0]
     assert torch.equal(iou, e["iou_term"][b][t])
     p = Proposals(proposals["boxes"], proposals["scores"], proposals["masks"], INPUT_SIZE, "full")
-    padded = pad_proposals([p], [n], INPUT_SIZE, torch.device("cpu"), torch.float32)
+    padded = pad_proposals([p], torch.tensor([n]), INPUT_SIZE, torch.device("cpu"), torch.float32, n)
     padded_cosine = torch.zeros(1, n, padded.masks.shape[1])
     padded_cosine[:, :, : len(p)] = cosine
     sim = similarity(padded_cosine, iou_masks(e, b, t)[None], padded.masks, 0.3, 0.5)

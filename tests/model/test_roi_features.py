@@ -34,5 +34,14 @@ def test_separable_pooling_equals_torchvision_roi_align_mean(aligned):
 
 def test_unknown_method_is_an_error():
     props = [torch.zeros(1, 2, 8, 8) for _ in PROP_SCALES]
-    with pytest.raises(ValueError, match="unknown ROI pooling"):
+    with pytest.raises(ValueError, match="unknown MODEL.ROI_POOL"):
         roi_features(props, [torch.zeros(1, 4)], method="bogus")
+
+
+def test_auto_picks_the_separable_op_on_the_cpu_and_equals_torchvision():
+    g = torch.Generator().manual_seed(3)
+    props = [torch.randn(2, 4, 32 // (2 ** k), 48 // (2 ** k), generator=g) for k in range(len(PROP_SCALES))]
+    boxes = [torch.tensor([[1.0, 2.0, 60.0, 90.0]]), torch.tensor([[10.0, 0.0, 30.0, 127.0], [0.0, 0.0, 191.0, 127.0]])]
+    auto = roi_features(props, boxes, method="auto")
+    torch.testing.assert_close(auto, roi_features(props, boxes, method="separable"), rtol=0, atol=0)
+    torch.testing.assert_close(auto, roi_features(props, boxes, method="torchvision"), rtol=1e-5, atol=1e-6)

@@ -77,8 +77,9 @@ _C.MODEL.ROI_SIZE = 14
 _C.MODEL.ROI_SAMPLING_RATIO = 2
 _C.MODEL.ROI_ALIGNED = False  # maskrcnn-benchmark's convention
 # How the spatial mean of each ROIAlign is computed: "separable" (the same numbers through two
-# small matrix products, much faster backward on CPU) or "torchvision" (ops.roi_align, then mean).
-_C.MODEL.ROI_POOL = "separable"
+# small matrix products, faster on a CPU), "torchvision" (ops.roi_align, then mean; faster on
+# CUDA) or "auto" (torchvision on CUDA, separable on the CPU).
+_C.MODEL.ROI_POOL = "auto"
 _C.MODEL.HIDDEN_SIZE = 128
 _C.MODEL.KERNEL_SIZE = 3
 _C.MODEL.DECODER_CHANNELS = [128, 64, 32, 16]  # coarse to fine
@@ -95,6 +96,8 @@ _C.MODEL.OBJECTS = "legacy"
 # mask runs done once (2-3x less decoder time; the same values up to float rounding, within the
 # golden fixture's tolerance); False = three full convolutions per cell, the 2019 layout.
 _C.MODEL.DECODER_SHARED_GATES = True
+# bfloat16 autocast for the backbone and necks (CUDA or CPU); off: float32 as in 2019.
+_C.MODEL.AMP = False
 
 # ----------------------------------------------------------------------------------------
 # Matching layer
@@ -107,7 +110,9 @@ _C.MATCHING.TRAIN_PROJ_ITER = 5
 _C.MATCHING.TEST_MAX_ITER = 40  # 2019 dmm/configs/eval.yaml
 _C.MATCHING.TEST_PROJ_ITER = 5
 # "exact": one problem at a time in float32 with the 2019 early exits (its bits on the same
-# device); "batched": the padded batch at once, float64 sums, no host synchronisation.
+# device); "batched": the padded batch at once, float64 sums, no host synchronisation;
+# "triton": the batched computation in one fused kernel on CUDA (forward only; training and
+# the CPU run the batched path). docs/faithfulness.md gives how far they differ.
 _C.MATCHING.IMPLEMENTATION = "exact"
 _C.MATCHING.TRAIN_KEEP_THRESHOLD = 0.01  # training keeps entries above this; test keeps row maxima
 _C.MATCHING.SINKHORN_EPSILON = 0.05

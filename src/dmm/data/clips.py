@@ -34,7 +34,7 @@ from ..errors import ConfigError
 from ..structures import Proposals
 from .errors import DatasetError
 from .transforms import (AffineParams, affine_source_index, normalize, resize_image, resize_mask, sample_affine,
-                         to_tensor, warp_nearest)
+                         warp_nearest)
 
 #: ``(video, frame) -> Proposals`` of a frame, as stored (any size, roi or full masks)
 ProposalFn = Callable[[str, str], Proposals]
@@ -221,10 +221,14 @@ class ClipDataset(Dataset):
             if plan.flip:
                 image, annotation = image[:, ::-1], annotation[:, ::-1]
             index = None if plan.affines[t] is None else affine_source_index(plan.affines[t], self.input_size)
-            images[t] = normalize(warp_nearest(to_tensor(image), index), self.mean, self.std)
+            pixels = warp_nearest(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), index)  # uint8
+            images[t] = normalize(pixels.float().div_(255), self.mean, self.std)
             annotations.append(warp_nearest(torch.from_numpy(np.ascontiguousarray(annotation)), index))
         ids = torch.tensor(self._slots(plan.video, annotations[0].numpy(), rng), dtype=torch.int64)
-        masks = torch.stack([(a[None] == ids[:, None, None]) & (ids[:, None, None] > 0) for a in annotations]).float()
+        masks = torch.zeros(T, self.max_objects, H, W)
+        for slot in torch.nonzero(ids).flatten().tolist():
+            for t, a in enumerate(annotations):
+                masks[t, slot] = a == ids[slot]
         if self.min_short_side > 0 and short_side(masks[0]) < self.min_short_side:
             return None
         identity = torch.eye(3)

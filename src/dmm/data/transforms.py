@@ -123,15 +123,15 @@ def affine_source_index(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Te
     annotation and the proposal masks with it.
     """
     h, w = size
-    device = matrix.device
-    rows = torch.arange(h, device=device, dtype=torch.float32)
-    cols = torch.arange(w, device=device, dtype=torch.float32)
-    centre = torch.tensor([h / 2 - 0.5, w / 2 - 0.5], device=device, dtype=torch.float32)
-    coords = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2) - centre
-    source = coords.mm(matrix[:2, :2].t().to(torch.float32)) + matrix[:2, 2].to(torch.float32) + centre
-    r = source[:, 0].clamp(0, h - 1).round().to(torch.int64)
-    c = source[:, 1].clamp(0, w - 1).round().to(torch.int64)
-    return r * w + c
+    m = matrix.to(torch.float32)
+    rows = torch.arange(h, device=m.device, dtype=torch.float32) - (h / 2 - 0.5)
+    cols = torch.arange(w, device=m.device, dtype=torch.float32) - (w / 2 - 0.5)
+    # A (p - c) + b + c, one (H, W) map per output coordinate (a broadcast sum: A is 2 x 2)
+    src_r = (rows[:, None] * m[0, 0] + cols[None, :] * m[0, 1]) + (m[0, 2] + (h / 2 - 0.5))
+    src_c = (rows[:, None] * m[1, 0] + cols[None, :] * m[1, 1]) + (m[1, 2] + (w / 2 - 0.5))
+    r = src_r.clamp_(0, h - 1).round_().to(torch.int64)
+    c = src_c.clamp_(0, w - 1).round_().to(torch.int64)
+    return (r * w + c).flatten()
 
 
 def warp_nearest(x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:

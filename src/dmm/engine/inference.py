@@ -187,32 +187,35 @@ def propagate(tracker: Tracker, videos: Sequence[tuple[VideoInfo, Iterable[Frame
         return
     slots = max(1, max(t.plan.num_slots for t in tracks))
     state = TrackState.empty(len(tracks), slots, size, device=device)
+    active = np.zeros((len(tracks), slots), dtype=bool)  # a host copy of state.active: no read-back per frame
     while True:
         frames: list[FrameInput | None] = []
         for b, t in enumerate(tracks):
             frame = None if t.done else next(t.frames, None)
             if frame is None and not t.done:
                 t.done = True
-                state.active[b] = False
+                if active[b].any():
+                    active[b] = False
+                    state.active[b] = False
             frames.append(frame)
         if all(f is None for f in frames):
             return
-        starting = torch.zeros(len(tracks), slots, dtype=torch.bool)
+        starting_host = np.zeros((len(tracks), slots), dtype=bool)
         for b, (t, f) in enumerate(zip(tracks, frames)):
             if f is not None:
-                starting[b, list(t.plan.starts.get(f.index, ()))] = True
-        starting = starting.to(device)
+                starting_host[b, list(t.plan.starts.get(f.index, ()))] = True
+        starting = torch.from_numpy(starting_host).to(device)
         probs = torch.zeros(len(tracks), slots, *size, device=device)
-        if bool(state.active.any()) or bool(starting.any()):
+        if active.any() or starting_host.any():
             images = torch.stack([f.image if f is not None else torch.zeros(3, *size) for f in frames]).to(device)
             features = tracker.encode(images)
             raw = [proposal_fn(t.info.name, f.index, f.name).to(device) if f is not None
                    else Proposals.empty(size, device=device) for t, f in zip(tracks, frames)]
             proposals = prepare_batch_for_matching(raw, size, cfg_proposals.MASK_THRESHOLD, cfg_proposals.NMS_IOU,
                                                    cfg_proposals.TOPK)
-            if bool(state.active.any()):
+            if active.any():
                 probs, state = tracker.step(state, features, proposals)
-            if bool(starting.any()):
+            if starting_host.any():
                 masks = torch.zeros(len(tracks), slots, *size)
                 for b, (t, f) in enumerate(zip(tracks, frames)):
                     new = t.plan.starts.get(f.index, ()) if f is not None else ()
@@ -223,6 +226,7 @@ def propagate(tracker: Tracker, videos: Sequence[tuple[VideoInfo, Iterable[Frame
                 # given masks are the frame's answer: at the input size, or painted at full size
                 shown = masks if labels_at == "input" else torch.zeros_like(masks)
                 probs = torch.where(starting[:, :, None, None], shown, probs)
+                active |= starting_host
         for b, (t, f) in enumerate(zip(tracks, frames)):
             if f is None:
                 continue

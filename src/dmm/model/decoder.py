@@ -181,7 +181,7 @@ class Decoder(nn.Module):
         new_memory = [list(mem.unbind(1)) for mem in memory]
         for obj in range(o):
             stepping = run[:, obj]
-            if not bool(stepping.any()):
+            if not stepping.is_cuda and not bool(stepping.any()):  # a free check on the CPU; CUDA computes on
                 outputs.append(mask_stack.new_zeros(b, h, w))
                 continue
             keep = stepping.view(b, 1, 1, 1)

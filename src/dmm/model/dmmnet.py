@@ -85,12 +85,14 @@ class StepOutput:
         }
 
 
-def pad_proposals(proposals: Sequence[Proposals], num_rows: Sequence[int], size: tuple[int, int],
-                  device: torch.device, dtype: torch.dtype) -> PaddedProposals:
+def pad_proposals(proposals: Sequence[Proposals], num_rows: torch.Tensor, size: tuple[int, int],
+                  device: torch.device, dtype: torch.dtype, max_rows: int) -> PaddedProposals:
     """Pad a batch's proposals (full mode at ``size``) to a common column count.
 
-    num_rows: per frame, the number of rows (templates) of its matching problem; a problem with
+    num_rows: (B,) the number of rows (templates) of each problem, on ``device``; a problem with
     no more proposals than rows gets zero columns up to rows + 1 (2019 ``match_model.py``).
+    ``max_rows`` bounds the rows (the slot count): the width is fixed without reading
+    ``num_rows`` back to the host.
     """
     h, w = size
     for i, p in enumerate(proposals):
@@ -100,17 +102,15 @@ def pad_proposals(proposals: Sequence[Proposals], num_rows: Sequence[int], size:
                 f"mode {p.mask_mode!r} at {tuple(p.image_size)} (paste and filter them first)"
             )
     counts = [len(p) for p in proposals]
-    widths = [n + 1 if c <= n else c for c, n in zip(counts, num_rows)]
-    m = max(widths) if widths else 0
+    m = max(counts + [max_rows + 1]) if proposals else 0
     masks = torch.zeros(len(proposals), m, h, w, device=device, dtype=dtype)
-    columns = torch.zeros(len(proposals), m, dtype=torch.bool, device=device)
-    real = torch.zeros_like(columns)
-    for i, (p, c, width) in enumerate(zip(proposals, counts, widths)):
+    for i, (p, c) in enumerate(zip(proposals, counts)):
         masks[i, :c] = p.masks.to(device=device, dtype=dtype)
-        columns[i, :width] = True
-        real[i, :c] = True
+    count = torch.tensor(counts, device=device)
+    width = torch.where(count > num_rows, count, num_rows + 1)
+    slots = torch.arange(m, device=device)[None, :]
     boxes = [p.boxes.to(device=device, dtype=dtype) for p in proposals]
-    return PaddedProposals(masks, columns, real, boxes)
+    return PaddedProposals(masks, slots < width[:, None], slots < count[:, None], boxes)
 
 
 def match_rows(valid: torch.Tensor, rule: str = "first_k") -> torch.Tensor:
@@ -138,7 +138,8 @@ class DMMNet(nn.Module):
 
     def __init__(self, encoder: Encoder, decoder: Decoder, matcher: Matcher, iou_weight: float = 0.3,
                  iou_threshold: float = 0.5, roi_size: int = 14, roi_sampling_ratio: int = 2,
-                 roi_aligned: bool = False, roi_pool: str = "separable", match_rows: str = "first_k") -> None:
+                 roi_aligned: bool = False, roi_pool: str = "auto", match_rows: str = "first_k",
+                 amp: bool = False) -> None:
         super().__init__()
         if match_rows not in MATCH_ROWS:
             raise ValueError(f"unknown match-rows rule {match_rows!r} (one of {MATCH_ROWS})")
@@ -152,6 +153,7 @@ class DMMNet(nn.Module):
         self.roi_aligned = roi_aligned
         self.roi_pool = roi_pool
         self.match_rows = match_rows
+        self.amp = amp
 
     @classmethod
     def from_config(cls, cfg) -> "DMMNet":
@@ -168,11 +170,16 @@ class DMMNet(nn.Module):
         return cls(encoder, decoder, build_matcher(cfg.MATCHING), iou_weight=m.IOU_WEIGHT,
                    iou_threshold=m.IOU_MASK_THRESHOLD, roi_size=m.ROI_SIZE,
                    roi_sampling_ratio=m.ROI_SAMPLING_RATIO, roi_aligned=m.ROI_ALIGNED,
-                   roi_pool=m.ROI_POOL, match_rows=OBJECT_RULE_ROWS[m.OBJECTS])
+                   roi_pool=m.ROI_POOL, match_rows=OBJECT_RULE_ROWS[m.OBJECTS], amp=m.AMP)
 
     def encode(self, images: torch.Tensor) -> Features:
-        """images: (B, 3, H, W) normalised -> :class:`Features`."""
-        return self.encoder(images)
+        """images: (B, 3, H, W) normalised -> :class:`Features` (float32; with ``MODEL.AMP`` the
+        backbone and necks run under bfloat16 autocast)."""
+        if not self.amp:
+            return self.encoder(images)
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16):
+            features = self.encoder(images)
+        return Features([s.float() for s in features.skips], [p.float() for p in features.props])
 
     def _roi(self, features: Features, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
         return roi_features(features.props, boxes, self.roi_size, self.roi_sampling_ratio, self.roi_aligned,
@@ -216,7 +223,7 @@ class DMMNet(nn.Module):
         if len(proposals) != b:
             raise ValueError(f"expected {b} Proposals (one per frame), got {len(proposals)}")
         rows = match_rows(valid, self.match_rows)
-        padded = pad_proposals(proposals, rows.sum(1).tolist(), (h, w), templates.device, templates.dtype)
+        padded = pad_proposals(proposals, rows.sum(1), (h, w), templates.device, templates.dtype, o)
         prop_feats = self.proposal_features(features, padded)
         live = valid & rows
         cosine = cosine_similarity(templates * valid[:, :, None].to(templates.dtype), prop_feats)

@@ -16,6 +16,9 @@ The relaxed layer (:func:`relax`) has two implementations of the same algorithm:
   batch it is padded into and on any device, with no host synchronisation. The early exits
   fire at another step than the 2019 code's in a few problems in a hundred (where they fire
   at all); elsewhere the two implementations agree to float rounding.
+- ``"triton"``: the batched computation as one fused Triton kernel per call on CUDA
+  (:mod:`dmm.model.matching_triton`), forward only: where a gradient is needed (training) or
+  there is no CUDA, the batched torch path runs instead, with the same results.
 
 Either way the layer's output is **not continuous in the cost**: the start point is an argmin,
 and the early exits test float equality, so a change of 1e-7 in the cost can change the
@@ -32,7 +35,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ..errors import ConfigError
 
-IMPLEMENTATIONS = ("exact", "batched")
+IMPLEMENTATIONS = ("exact", "batched", "triton")
 
 
 def greedy_start(cost: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -96,9 +99,10 @@ def relax_problem(cost: torch.Tensor, max_iter: int, proj_iter: int, lr: float,
     remembered = [x]
     p1 = p2 = p3 = torch.zeros_like(cost)
     previous_norm = 0.0
+    norm_of = torch.linalg.vector_norm  # what Tensor.norm() calls, without its Python wrapper
     for _ in range(max_iter):
         x = x - lr * cost
-        norm = (x * cost).detach().norm().item()
+        norm = norm_of((x * cost).detach()).item()
         remembered.append(x)
         for _ in range(proj_iter):
             before = x
@@ -112,7 +116,7 @@ def relax_problem(cost: torch.Tensor, max_iter: int, proj_iter: int, lr: float,
             y = _project_rows(z)
             p3 = z - y
             x = y
-            if (x - before).detach().norm().item() == 0:
+            if norm_of((x - before).detach()).item() == 0:
                 break
         if stop_on_equal_norms and norm == previous_norm:
             break
@@ -209,7 +213,7 @@ def relax(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_iter: int
         valid: (B, N, M) bool, the real pairs of each padded problem (rows x columns).
         max_iter, proj_iter: outer steps and Dykstra rounds per step.
         lr: gradient step.
-        implementation: "exact" or "batched" (see the module docstring).
+        implementation: "exact", "batched" or "triton" (see the module docstring).
     Returns:
         assignment (B, N, M), differentiable w.r.t. ``cost``, zero outside ``valid``; steps (B,) int64.
     """
@@ -218,6 +222,12 @@ def relax(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_iter: int
     if implementation == "exact":
         return _relax_exact(cost, valid, max_iter, proj_iter, lr)
     if implementation == "batched":
+        return _relax_batched(cost, valid, max_iter, proj_iter, lr)
+    if implementation == "triton":
+        if cost.is_cuda and not (torch.is_grad_enabled() and cost.requires_grad):
+            from .matching_triton import relax_triton
+
+            return relax_triton(cost, valid, max_iter, proj_iter, lr)
         return _relax_batched(cost, valid, max_iter, proj_iter, lr)
     raise ValueError(f"unknown relaxed-matching implementation {implementation!r} (one of {IMPLEMENTATIONS})")
 

@@ -16,6 +16,8 @@ from typing import Sequence
 import torch
 from torchvision.ops import roi_align
 
+from ..errors import ConfigError
+
 PROP_SCALES = (1 / 4, 1 / 8, 1 / 16, 1 / 32)  # levels 2, 3, 4, 5
 
 
@@ -77,7 +79,8 @@ def roi_features(props: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], o
     Args:
         props: 4 maps, levels 2..5, each (B, C, H/s, W/s).
         boxes: B tensors (K_b, 4) float xyxy in input pixels.
-        method: "separable" (:func:`pooled_roi_align`) or "torchvision" (``ops.roi_align``).
+        method: "separable" (:func:`pooled_roi_align`), "torchvision" (``ops.roi_align``) or
+            "auto" (torchvision on CUDA, where it is the faster, separable elsewhere).
     Returns:
         (sum K_b, 4 * C): per box, the spatial mean of each level's 14x14 ROIAlign, concatenated
         in level order 2, 3, 4, 5.
@@ -85,6 +88,8 @@ def roi_features(props: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], o
     if len(props) != len(PROP_SCALES):
         raise ValueError(f"expected {len(PROP_SCALES)} prop maps, got {len(props)}")
     boxes = [b.to(props[0].dtype) for b in boxes]
+    if method == "auto":
+        method = "torchvision" if props[0].is_cuda else "separable"
     if method == "separable":
         pooled = [pooled_roi_align(feat, boxes, output_size, scale, sampling_ratio, aligned)
                   for feat, scale in zip(props, PROP_SCALES)]
@@ -95,5 +100,5 @@ def roi_features(props: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], o
             for feat, scale in zip(props, PROP_SCALES)
         ]
     else:
-        raise ValueError(f"unknown ROI pooling method {method!r} (separable or torchvision)")
+        raise ConfigError(f"unknown MODEL.ROI_POOL {method!r} (auto, separable or torchvision)")
     return torch.cat(pooled, dim=1)

@@ -31,6 +31,7 @@ from dmm.cli import run
 from dmm.errors import InputError, MissingInputError
 from dmm.proposals.ops import paste_roi_masks
 from dmm.proposals.store import write_video_proposals
+from dmm.boxes import mask_boxes
 from dmm.structures import Proposals
 
 DISTRACTOR_ID_BASE = 100
@@ -74,11 +75,11 @@ class _Piece:
 
     def box(self) -> np.ndarray | None:
         """Half-open xyxy box of prob > 0.5 in frame pixels, or None when empty."""
-        x, y, w, h = cv2.boundingRect((self.prob > 0.5).astype(np.uint8))
-        if w == 0 or h == 0:
+        inside = torch.from_numpy(self.prob > 0.5)[None]
+        if not bool(inside.any()):
             return None
-        return np.array([self.left + x, self.top + y, self.left + x + w, self.top + y + h],
-                        np.float32)
+        box = mask_boxes(inside, 0.5, half_open=True)[0].numpy()
+        return box + np.array([self.left, self.top, self.left, self.top], np.float32)
 
     def iou(self, truth: np.ndarray, truth_area: int) -> float:
         ch, cw = self.prob.shape
@@ -92,7 +93,8 @@ def _jitter(mask: np.ndarray, rng: np.random.Generator, noise: NoiseConfig,
             strength: float) -> _Piece:
     """A jittered probability map of a non-empty binary (h, w) mask, on a crop around it."""
     h, w = mask.shape
-    x, y, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
+    x0, y0, x1, y1 = (int(v) for v in mask_boxes(torch.from_numpy(mask.astype(bool))[None], 0.5, half_open=True)[0])
+    x, y, bw, bh = x0, y0, x1 - x0, y1 - y0
     size = float(max(bw, bh))
     radius = int(round(rng.uniform(-1, 1) * noise.morph * strength * size))
     dx, dy = rng.normal(0, noise.shift * strength * size, size=2)

@@ -27,6 +27,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 from tqdm import tqdm
 
+from dmm.boxes import mask_boxes
 from dmm.checkpointing import PAYLOAD, Checkpointer
 from dmm.cli import run
 from dmm.config import get_cfg_defaults
@@ -43,12 +44,7 @@ def instance_targets(masks: np.ndarray) -> Target:
     """Binary detection targets of (K, h, w) instance masks: boxes (half-open), labels 1."""
     m = torch.from_numpy(masks.astype(bool))
     m = m[m.flatten(1).any(dim=1)]
-    rows, cols = m.any(dim=2), m.any(dim=1)
-    h, w = m.shape[1:]
-    boxes = torch.stack([
-        cols.to(torch.uint8).argmax(1), rows.to(torch.uint8).argmax(1),
-        w - cols.flip(1).to(torch.uint8).argmax(1), h - rows.flip(1).to(torch.uint8).argmax(1),
-    ], dim=1).to(torch.float32).reshape(-1, 4)
+    boxes = mask_boxes(m, 0.5, half_open=True).reshape(-1, 4)
     return {"boxes": boxes, "labels": torch.ones(len(m), dtype=torch.int64),
             "masks": m.to(torch.uint8)}
 

@@ -1,0 +1,131 @@
+"""The fused Triton kernel of the relaxed matching layer against the ``"batched"`` torch path.
+
+On the CPU the kernel runs in Triton's interpreter, which must be switched on before triton is
+imported: those runs happen in one subprocess with ``TRITON_INTERPRET=1`` (so this process,
+and any other test importing triton, is unaffected), which saves its results for the
+comparisons here. The interpreter is slow, so the problems are tiny and few.
+"""
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import dmm
+import dmm.model.matching_triton as matching_triton
+from dmm.model.matching import relax
+from dmm.model.matching_triton import relax_triton
+
+from .test_matching import random_batch
+
+ITERATIONS = ((10, 5), (40, 5))
+LR = 0.1
+
+
+def small_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """6 padded problems up to 3x8: full, partial, 1x1, no valid pair, fewer proposals than
+    templates (3x2), and 2x7; padding holds a cost that must not matter."""
+    g = torch.Generator().manual_seed(3)
+    sizes = [(3, 8), (2, 5), (1, 1), (0, 0), (3, 2), (2, 7)]
+    cost = -(0.7 * (torch.rand(len(sizes), 3, 8, generator=g) * 2 - 1)
+             + 0.3 * (torch.rand(len(sizes), 3, 8, generator=g) > 0.8).float())
+    valid = torch.zeros(len(sizes), 3, 8, dtype=torch.bool)
+    for i, (n, m) in enumerate(sizes):
+        valid[i, :n, :m] = True
+    return torch.where(valid, cost, torch.full_like(cost, 7.0)), valid
+
+
+_INTERPRETED = """
+import sys
+import torch
+from dmm.model.matching_triton import relax_triton
+cost, valid, iterations, lr = torch.load(sys.argv[1])
+results = [relax_triton(cost, valid, it, pit, lr) for it, pit in iterations]
+torch.save(results, sys.argv[2])
+"""
+
+
+@pytest.fixture(scope="module")
+def interpreted(tmp_path_factory):
+    """(cost, valid, [(assignment, steps) per ITERATIONS]) from the kernel in Triton's interpreter."""
+    tmp = tmp_path_factory.mktemp("triton")
+    cost, valid = small_batch()
+    torch.save((cost, valid, ITERATIONS, LR), tmp / "inputs.pt")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    src = str(Path(dmm.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
+    done = subprocess.run([sys.executable, "-c", _INTERPRETED, str(tmp / "inputs.pt"), str(tmp / "outputs.pt")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return cost, valid, torch.load(tmp / "outputs.pt")
+
+
+@pytest.mark.parametrize("index", range(len(ITERATIONS)))
+def test_interpreted_kernel_equals_batched_torch(interpreted, index):
+    cost, valid, results = interpreted
+    max_iter, proj_iter = ITERATIONS[index]
+    assignment, steps = results[index]
+    expected, expected_steps = relax(cost, valid, max_iter, proj_iter, LR, "batched")
+    assert assignment.dtype == torch.float32 and assignment.shape == cost.shape
+    assert steps.dtype == torch.int64 and steps.shape == (cost.shape[0],)
+    assert torch.equal(steps, expected_steps)
+    torch.testing.assert_close(assignment, expected, atol=1e-6, rtol=0)
+    assert torch.all(assignment[~valid] == 0)
+    assert steps[3] == 0 and torch.all(assignment[3] == 0)  # the problem without a valid pair
+    assert (assignment[4, :3, :2] != 0).any()  # fewer proposals than templates still gets an answer
+
+
+def test_interpreted_kernel_stops_early_somewhere(interpreted):
+    """The batch exercises the early exit: some problem stops before max_iter, some does not."""
+    _, _, results = interpreted
+    steps = results[1][1]
+    assert (steps < ITERATIONS[1][0]).any() and (steps == ITERATIONS[1][0]).any()
+
+
+def test_rejects_bad_inputs():
+    cost, valid = small_batch()
+    with pytest.raises(ValueError, match="float32"):
+        relax_triton(cost.double(), valid, 10, 5, LR)
+    with pytest.raises(ValueError, match="must be equal"):
+        relax_triton(cost, valid[:, :2], 10, 5, LR)
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="runs CPU tensors when interpreting")
+def test_cpu_tensors_need_cuda_or_the_interpreter():
+    pytest.importorskip("triton")
+    cost, valid = small_batch()
+    with pytest.raises(RuntimeError, match="CUDA"):
+        relax_triton(cost, valid, 10, 5, LR)
+
+
+def test_import_without_triton_and_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "triton", None)
+    monkeypatch.setitem(sys.modules, "triton.language", None)
+    matching_triton._kernel.cache_clear()
+    try:
+        module = importlib.reload(matching_triton)
+        cost, valid = small_batch()
+        with pytest.raises(RuntimeError, match="triton"):
+            module.relax_triton(cost, valid, 10, 5, LR)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(matching_triton)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("max_iter,proj_iter", ITERATIONS)
+def test_cuda_kernel_equals_batched_torch_on_cuda(max_iter, proj_iter):
+    cost, valid, _ = random_batch(5, 64, max_n=5, max_m=50)
+    cost, valid = cost.cuda(), valid.cuda()
+    assignment, steps = relax_triton(cost, valid, max_iter, proj_iter, LR)
+    expected, expected_steps = relax(cost, valid, max_iter, proj_iter, LR, "batched")
+    assert assignment.is_cuda and steps.is_cuda
+    same = steps == expected_steps
+    assert same.float().mean().item() >= 0.95, (steps.tolist(), expected_steps.tolist())
+    torch.testing.assert_close(assignment[same], expected[same], atol=1e-5, rtol=0)
+    assert torch.all(assignment[~valid] == 0)
