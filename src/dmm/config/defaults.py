@@ -96,7 +96,8 @@ _C.MODEL.OBJECTS = "legacy"
 # mask runs done once (2-3x less decoder time; the same values up to float rounding, within the
 # golden fixture's tolerance); False = three full convolutions per cell, the 2019 layout.
 _C.MODEL.DECODER_SHARED_GATES = True
-# bfloat16 autocast for the backbone and necks (CUDA or CPU); off: float32 as in 2019.
+# bfloat16 autocast for the backbone and necks (runs on CUDA or CPU; only faster on CUDA);
+# off: float32 as in 2019.
 _C.MODEL.AMP = False
 
 # ----------------------------------------------------------------------------------------
