@@ -1,4 +1,5 @@
-"""The golden fixtures of the 2019 code (``golden/``, see its README) and the deterministic weights they use."""
+"""The golden fixtures of the 2019 code (``shared/reference/golden``, see its README) and the
+deterministic weights they use."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from dmm.config import load_config
 from dmm.model.checkpoint import load_weights
 from dmm.model.dmmnet import DMMNet
 
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+from ..shared_reference import reference_path
+
+GOLDEN_DIR = reference_path("golden")  # None: not on this machine, the tests here skip
 INPUT_SIZE = (127, 224)
 
 

@@ -1,4 +1,4 @@
-"""The evaluation path against the 2019 evaluator's own numbers (``golden/eval.pt``).
+"""The evaluation path against the 2019 evaluator's own numbers (``shared/reference/golden/eval.pt``).
 
 Stages are fed the fixture's own inputs where the previous stage is thresholded, so one flipped
 pixel does not cascade; then the whole policy runs end to end through ``propagate``.

@@ -1,4 +1,5 @@
-"""The loss functions against the 2019 trainer's per-frame terms (``golden/train.pt``, variant ``gt``).
+"""The loss functions against the 2019 trainer's per-frame terms (``shared/reference/golden/train.pt``,
+variant ``gt``).
 
 Each term is computed from the fixture's own quantities (cosines, kept assignments, proposals,
 ground truth), so these tests check the loss rules alone; the whole training clip is

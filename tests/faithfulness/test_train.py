@@ -1,5 +1,5 @@
-"""One training batch against the 2019 trainer (``golden/train.pt``): per-frame loss terms, the
-total, and the gradients of the backward pass, for ground-truth and own-prediction feedback."""
+"""One training batch against the 2019 trainer (``shared/reference/golden/train.pt``): per-frame loss
+terms, the total, and the gradients of the backward pass, for ground-truth and own-prediction feedback."""
 
 import pytest
 import torch

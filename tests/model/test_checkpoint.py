@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,13 +7,12 @@ from dmm.errors import InputError
 from dmm.model import DMMNet
 from dmm.model.checkpoint import load_checkpoint, load_weights, save_checkpoint
 
+from ..shared_reference import missing_reason, reference_path
 from .model_helpers import small_cfg
 
-KEYS_FILE = Path("/work/shared/reference/original_checkpoint_keys.json")
-if not KEYS_FILE.is_file():
-    KEYS_FILE = Path(__file__).resolve().parents[3] / "shared/reference/original_checkpoint_keys.json"
-AUTHORS_KEYS = json.loads(KEYS_FILE.read_text()) if KEYS_FILE.is_file() else None
-needs_keys = pytest.mark.skipif(AUTHORS_KEYS is None, reason="original_checkpoint_keys.json not found")
+KEYS_FILE = reference_path("original_checkpoint_keys.json")
+AUTHORS_KEYS = json.loads(KEYS_FILE.read_text()) if KEYS_FILE is not None else None
+needs_keys = pytest.mark.skipif(AUTHORS_KEYS is None, reason=missing_reason("original_checkpoint_keys.json"))
 
 
 def random_state(keys: dict[str, list[int]], seed: int = 0) -> dict[str, torch.Tensor]:
@@ -26,7 +24,7 @@ def random_state(keys: dict[str, list[int]], seed: int = 0) -> dict[str, torch.T
 @pytest.fixture(scope="module", params=["resnet34", "resnet50", "resnet101"])
 def authors_case(request):
     if AUTHORS_KEYS is None:
-        pytest.skip("original_checkpoint_keys.json not found")
+        pytest.skip(missing_reason("original_checkpoint_keys.json"))
     return request.param, DMMNet.from_config(small_cfg(request.param)), AUTHORS_KEYS[request.param]
 
 
