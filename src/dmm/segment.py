@@ -55,15 +55,20 @@ def _frame_files(source: Path) -> list[Path]:
     return files
 
 
-def frame_names(source: Path) -> list[str]:
-    """The names of the frames of a folder (file stems) or a video file (``00000``, ``00001``, ...)."""
-    if source.is_dir():
-        return [f.stem for f in _frame_files(source)]
+def _open_video(source: Path) -> cv2.VideoCapture:
     if not source.is_file():
         raise MissingInputError(f"{source}: no such frame folder or video file")
     cap = cv2.VideoCapture(str(source))
     if not cap.isOpened():
         raise InputError(f"{source}: OpenCV cannot open this video")
+    return cap
+
+
+def frame_names(source: Path) -> list[str]:
+    """The names of the frames of a folder (file stems) or a video file (``00000``, ``00001``, ...)."""
+    if source.is_dir():
+        return [f.stem for f in _frame_files(source)]
+    cap = _open_video(source)
     count = 0
     try:
         while cap.grab():
@@ -84,11 +89,7 @@ def read_frames(source: Path) -> Iterator[tuple[str, np.ndarray]]:
                 raise InputError(f"{f}: cannot read this image")
             yield f.stem, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return
-    if not source.is_file():
-        raise MissingInputError(f"{source}: no such frame folder or video file")
-    cap = cv2.VideoCapture(str(source))
-    if not cap.isOpened():
-        raise InputError(f"{source}: OpenCV cannot open this video")
+    cap = _open_video(source)
     index = 0
     try:
         while True:
