@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--skip-train", action="store_true", help="inference only")
     p.add_argument("--fast", action="store_true",
-                   help="also time the fast settings (fused matching on CUDA / batched on the CPU, bf16 autocast)")
+                   help="on CUDA, also time the fast settings (fused matching kernel, bf16 autocast)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     p.add_argument("--work", type=Path, default=None,
                    help="folder for the generated data and outputs (default: a temp folder, removed after)")

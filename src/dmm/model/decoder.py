@@ -181,7 +181,9 @@ class Decoder(nn.Module):
         new_memory = [list(mem.unbind(1)) for mem in memory]
         for obj in range(o):
             stepping = run[:, obj]
-            if not stepping.is_cuda and not bool(stepping.any()):  # a free check on the CPU; CUDA computes on
+            # Skip a slot no video steps: free on the CPU; on CUDA reading the flag back would stall
+            # the stream, so the slot is computed and masked by `keep` instead.
+            if not stepping.is_cuda and not bool(stepping.any()):
                 outputs.append(mask_stack.new_zeros(b, h, w))
                 continue
             keep = stepping.view(b, 1, 1, 1)

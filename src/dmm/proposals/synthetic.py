@@ -27,11 +27,11 @@ from PIL import Image
 from torchvision.ops import roi_align
 from tqdm import tqdm
 
+from dmm.boxes import mask_boxes
 from dmm.cli import run
 from dmm.errors import InputError, MissingInputError
 from dmm.proposals.ops import paste_roi_masks
 from dmm.proposals.store import write_video_proposals
-from dmm.boxes import mask_boxes
 from dmm.structures import Proposals
 
 DISTRACTOR_ID_BASE = 100
