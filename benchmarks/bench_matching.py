@@ -3,8 +3,9 @@
 Prints milliseconds per problem of each implementation of the relaxed layer at batch 1 (one
 frame of one video) and 64, the speedup over the exact one measured in this run, the share of
 problems where the batched layer stops at the exact one's outer step, scipy's Hungarian solver,
-and the share whose row argmax equals the Hungarian optimum. Runs on CPU, and on CUDA too when
-present. Target (issue 13, CUDA): the fused kernel <= 0.5 ms per frame at batch 1.
+and the share whose row argmax equals the Hungarian optimum; then, at the training iterations,
+the forward and backward together (what a training step pays). Runs on CPU, and on CUDA too
+when present. Target (issue 13, CUDA): the fused kernel <= 0.5 ms per frame at batch 1.
 
     .venv/bin/python benchmarks/bench_matching.py [--reference-problems 8]
 """
@@ -60,6 +61,23 @@ def main() -> None:
                 same = ((outs["exact"][0].argmax(2) == opt.argmax(2)) | ~rows).all(1).float().mean().item()
                 cells = " ".join(f"{times[i] * 1e3:9.3f} ({times['exact'] / times[i]:5.1f}x)" for i in impls)
                 print(f"{setting:8} {batch:5d} {cells} {same_steps:10.0%} {hung_s * 1e3:10.3f} {same:16.2%}")
+        print(f"\n{device.type}: forward + backward at the training iterations, ms per problem (speedup over exact)")
+        print(f"{'batch':>5} " + " ".join(f"{i:>18}" for i in impls))
+        it, pit = SETTINGS["train"]
+        for batch in (1, 64):
+            cost, valid, _ = problems(batch, seed=batch)
+            cost, valid = cost.to(device), valid.to(device)
+            grad = torch.randn(cost.shape, generator=torch.Generator().manual_seed(batch)).to(device)
+
+            def forward_backward(impl: str) -> None:
+                leaf = cost.clone().requires_grad_()
+                (relax(leaf, valid, it, pit, 0.1, impl)[0] * grad).sum().backward()
+
+            times = {}
+            for impl in impls:
+                forward_backward(impl)  # warm-up
+                times[impl] = best_time(lambda: forward_backward(impl), device, args.repeat) / batch
+            print(f"{batch:5d} " + " ".join(f"{times[i] * 1e3:9.3f} ({times['exact'] / times[i]:5.1f}x)" for i in impls))
 
 
 if __name__ == "__main__":

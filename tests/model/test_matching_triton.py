@@ -1,4 +1,5 @@
-"""The fused Triton kernel of the relaxed matching layer against the ``"batched"`` torch path.
+"""The fused Triton kernels of the relaxed matching layer (forward and backward) against the
+``"batched"`` torch path and autograd through it.
 
 On the CPU the kernel runs in Triton's interpreter, which must be switched on before triton is
 imported: those runs happen in one subprocess with ``TRITON_INTERPRET=1`` (so this process,
@@ -39,22 +40,34 @@ def small_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(valid, cost, torch.full_like(cost, 7.0)), valid
 
 
+def upstream_gradient(cost: torch.Tensor) -> torch.Tensor:
+    """A fixed random gradient of the loss w.r.t. the assignment, (B, N, M)."""
+    return torch.randn(cost.shape, generator=torch.Generator().manual_seed(5))
+
+
 _INTERPRETED = """
 import sys
 import torch
 from dmm.model.matching_triton import relax_triton
-cost, valid, iterations, lr = torch.load(sys.argv[1])
-results = [relax_triton(cost, valid, it, pit, lr) for it, pit in iterations]
+cost, valid, grad, iterations, lr = torch.load(sys.argv[1])
+results = []
+for it, pit in iterations:
+    plain = relax_triton(cost, valid, it, pit, lr)
+    leaf = cost.clone().requires_grad_()
+    assignment, steps = relax_triton(leaf, valid, it, pit, lr)
+    (assignment * grad).sum().backward()
+    results.append((plain, (assignment.detach(), steps), leaf.grad))
 torch.save(results, sys.argv[2])
 """
 
 
 @pytest.fixture(scope="module")
 def interpreted(tmp_path_factory):
-    """(cost, valid, [(assignment, steps) per ITERATIONS]) from the kernel in Triton's interpreter."""
+    """(cost, valid, [((assignment, steps) without grad, the same with grad, grad of cost) per
+    ITERATIONS]) from the kernels in Triton's interpreter, the gradient for :func:`upstream_gradient`."""
     tmp = tmp_path_factory.mktemp("triton")
     cost, valid = small_batch()
-    torch.save((cost, valid, ITERATIONS, LR), tmp / "inputs.pt")
+    torch.save((cost, valid, upstream_gradient(cost), ITERATIONS, LR), tmp / "inputs.pt")
     env = dict(os.environ, TRITON_INTERPRET="1")
     src = str(Path(dmm.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -68,7 +81,8 @@ def interpreted(tmp_path_factory):
 def test_interpreted_kernel_equals_batched_torch(interpreted, index):
     cost, valid, results = interpreted
     max_iter, proj_iter = ITERATIONS[index]
-    assignment, steps = results[index]
+    (assignment, steps), traced, _ = results[index]
+    assert torch.equal(traced[0], assignment) and torch.equal(traced[1], steps)  # the trace changes nothing
     expected, expected_steps = relax(cost, valid, max_iter, proj_iter, LR, "batched")
     assert assignment.dtype == torch.float32 and assignment.shape == cost.shape
     assert steps.dtype == torch.int64 and steps.shape == (cost.shape[0],)
@@ -82,8 +96,23 @@ def test_interpreted_kernel_equals_batched_torch(interpreted, index):
 def test_interpreted_kernel_stops_early_somewhere(interpreted):
     """The batch exercises the early exit: some problem stops before max_iter, some does not."""
     _, _, results = interpreted
-    steps = results[1][1]
+    steps = results[1][0][1]
     assert (steps < ITERATIONS[1][0]).any() and (steps == ITERATIONS[1][0]).any()
+
+
+@pytest.mark.parametrize("index", range(len(ITERATIONS)))
+def test_interpreted_backward_kernel_equals_autograd_through_batched_torch(interpreted, index):
+    """The gradient w.r.t. the cost, early exits included, as autograd gives it through the torch path."""
+    cost, valid, results = interpreted
+    max_iter, proj_iter = ITERATIONS[index]
+    _, _, grad = results[index]
+    leaf = cost.clone().requires_grad_()
+    assignment, _ = relax(leaf, valid, max_iter, proj_iter, LR, "batched")
+    (assignment * upstream_gradient(cost)).sum().backward()
+    assert grad.shape == cost.shape and grad.dtype == torch.float32
+    assert leaf.grad.abs().max() > 0.1  # the gradient is not trivially zero
+    torch.testing.assert_close(grad, leaf.grad, atol=1e-6, rtol=1e-5)
+    assert torch.all(grad[~valid] == 0)
 
 
 def test_rejects_bad_inputs():
@@ -105,7 +134,7 @@ def test_cpu_tensors_need_cuda_or_the_interpreter():
 def test_import_without_triton_and_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "triton", None)
     monkeypatch.setitem(sys.modules, "triton.language", None)
-    matching_triton._kernel.cache_clear()
+    matching_triton._kernels.cache_clear()
     try:
         module = importlib.reload(matching_triton)
         cost, valid = small_batch()
@@ -114,6 +143,32 @@ def test_import_without_triton_and_clear_error(monkeypatch):
     finally:
         monkeypatch.undo()
         importlib.reload(matching_triton)
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1", reason="compiles, does not interpret")
+def test_kernels_compile_for_hopper_without_a_gpu():
+    """Both kernels, as launched for 5 x 50 problems, compile to sm_90 (H100/H200) machine code:
+    the interpreter accepts programs the compiler rejects."""
+    pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    triton, forward_kernel, backward_kernel = matching_triton._kernels()
+    options = matching_triton._launch_options(triton, 5, 50)
+    blocks = {"BLOCK_N": options["BLOCK_N"], "BLOCK_M": options["BLOCK_M"]}
+    scalars = {"N": "i32", "M": "i32", "max_iter": "i32", "proj_iter": "i32", "lr": "fp32",
+               "BLOCK_N": "constexpr", "BLOCK_M": "constexpr"}
+    forward = {"cost_ptr": "*fp32", "valid_ptr": "*u8", "start_ptr": "*fp32", "out_ptr": "*fp32",
+               "steps_ptr": "*i64", "rounds_ptr": "*i32", "relu_ptr": "*i8", "moved_ptr": "*i8",
+               **scalars, "TRACE": "constexpr"}
+    backward = {"grad_out_ptr": "*fp32", "valid_ptr": "*u8", "steps_ptr": "*i64", "rounds_ptr": "*i32",
+                "relu_ptr": "*i8", "moved_ptr": "*i8", "grad_cost_ptr": "*fp32", **scalars}
+    sources = [ASTSource(forward_kernel, forward, constexprs={**blocks, "TRACE": trace}) for trace in (False, True)]
+    sources.append(ASTSource(backward_kernel, backward, constexprs=blocks))
+    for source in sources:
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                  options={"num_warps": options["num_warps"], "enable_fp_fusion": False})
+        assert len(compiled.asm["cubin"]) > 1000
 
 
 @pytest.mark.cuda
@@ -129,3 +184,20 @@ def test_cuda_kernel_equals_batched_torch_on_cuda(max_iter, proj_iter):
     assert same.float().mean().item() >= 0.95, (steps.tolist(), expected_steps.tolist())
     torch.testing.assert_close(assignment[same], expected[same], atol=1e-5, rtol=0)
     assert torch.all(assignment[~valid] == 0)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_backward_kernel_equals_autograd_through_batched_torch():
+    cost, valid, _ = random_batch(6, 64, max_n=5, max_m=50)
+    cost, valid = cost.cuda(), valid.cuda()
+    grad = upstream_gradient(cost).cuda()
+    leaves = [cost.clone().requires_grad_() for _ in range(2)]
+    assignment, steps = relax_triton(leaves[0], valid, 10, 5, LR)
+    expected, expected_steps = relax(leaves[1], valid, 10, 5, LR, "batched")
+    (assignment * grad).sum().backward()
+    (expected * grad).sum().backward()
+    same = steps == expected_steps
+    assert same.float().mean().item() >= 0.95, (steps.tolist(), expected_steps.tolist())
+    torch.testing.assert_close(leaves[0].grad[same], leaves[1].grad[same], atol=1e-5, rtol=1e-4)
+    assert torch.all(leaves[0].grad[~valid] == 0)

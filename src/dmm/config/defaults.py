@@ -112,8 +112,8 @@ _C.MATCHING.TEST_MAX_ITER = 40  # 2019 dmm/configs/eval.yaml
 _C.MATCHING.TEST_PROJ_ITER = 5
 # "exact": one problem at a time in float32 with the 2019 early exits (its bits on the same
 # device); "batched": the padded batch at once, float64 sums, no host synchronisation;
-# "triton": the batched computation in one fused kernel on CUDA (forward only; training and
-# the CPU run the batched path). docs/faithfulness.md gives how far they differ.
+# "triton": the batched computation in one fused kernel on CUDA, its gradient in one more (the
+# CPU runs the batched path). docs/faithfulness.md gives how far they differ.
 _C.MATCHING.IMPLEMENTATION = "exact"
 _C.MATCHING.TRAIN_KEEP_THRESHOLD = 0.01  # training keeps entries above this; test keeps row maxima
 _C.MATCHING.SINKHORN_EPSILON = 0.05

@@ -16,9 +16,9 @@ The relaxed layer (:func:`relax`) has two implementations of the same algorithm:
   batch it is padded into and on any device, with no host synchronisation. The early exits
   fire at another step than the 2019 code's in a few problems in a hundred (where they fire
   at all); elsewhere the two implementations agree to float rounding.
-- ``"triton"``: the batched computation as one fused Triton kernel per call on CUDA
-  (:mod:`dmm.model.matching_triton`), forward only: where a gradient is needed (training) or
-  there is no CUDA, the batched torch path runs instead, with the same results.
+- ``"triton"``: the batched computation as one fused Triton kernel per call on CUDA, and its
+  gradient as one more (:mod:`dmm.model.matching_triton`); without CUDA the batched torch path
+  runs instead, with the same results.
 
 Either way the layer's output is **not continuous in the cost**: the start point is an argmin,
 and the early exits test float equality, so a change of 1e-7 in the cost can change the
@@ -224,7 +224,7 @@ def relax(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_iter: int
     if implementation == "batched":
         return _relax_batched(cost, valid, max_iter, proj_iter, lr)
     if implementation == "triton":
-        if cost.is_cuda and not (torch.is_grad_enabled() and cost.requires_grad):
+        if cost.is_cuda:
             from .matching_triton import relax_triton
 
             return relax_triton(cost, valid, max_iter, proj_iter, lr)

@@ -1,30 +1,37 @@
-"""A fused Triton kernel for the ``"batched"`` relaxed matching layer (forward only).
+"""A fused Triton kernel for the ``"batched"`` relaxed matching layer, forward and backward.
 
 The ``"batched"`` implementation of :func:`dmm.model.matching.relax` runs a few thousand small
 element-wise kernels per call on CUDA (``max_iter`` outer steps, each with ``proj_iter``
-Dykstra rounds of a dozen operations). :func:`relax_triton` computes the same thing in **one
-kernel launch**: one Triton program per problem of the padded batch keeps its problem's
-``(N, M)`` matrices (cost, iterate, the three Dykstra corrections and the running total) in
-registers, padded to power-of-two tiles, for all the steps.
+Dykstra rounds of a dozen operations), and autograd runs as many again backwards.
+:func:`relax_triton` computes the same thing in **one kernel launch** each way: one Triton
+program per problem of the padded batch keeps its problem's ``(N, M)`` matrices (cost,
+iterate, the three Dykstra corrections and the running total) in registers, padded to
+power-of-two tiles, for all the steps.
 
-It mirrors :func:`dmm.model.matching._relax_batched` operation by operation: the same float32
-arithmetic in the same order (fp contraction into FMAs is switched off, divisions and the
-square root round to nearest), the same start point (:func:`dmm.model.matching.greedy_start`,
+Forward. It mirrors :func:`dmm.model.matching._relax_batched` operation by operation: the same
+float32 arithmetic in the same order (fp contraction into FMAs is switched off, divisions and
+the square root round to nearest), the same start point (:func:`dmm.model.matching.greedy_start`,
 computed in torch before the launch), column and row sums and the squared norm accumulated in
 float64 and rounded back to float32, and the same per-problem early exits (a problem stops its
 outer steps when its norm equals the previous one, its Dykstra rounds when a round leaves the
 iterate unchanged). Where the torch path only masks a finished problem, the kernel leaves its
 loops, which gives the same values.
 
+Backward. Given its decisions (which entries the ReLU kept, which columns the column
+projection moved, how many rounds each step ran) the layer is linear in the cost, so its
+gradient is that linear map transposed. When a gradient is needed the forward kernel writes
+those decisions to a trace (one byte per entry and round); the backward kernel walks the steps
+and rounds in reverse through the trace, in one launch. The start point, the norms and the
+exits are piecewise constant and carry no gradient, as in autograd through the torch path.
+
 Differences: a float64 sum accumulated in another order (Triton's reduction tree against
 torch's) can round to another float32 in rare cases, so an early exit, which compares floats
-for equality, can fire at another step in a few problems; elsewhere the results agree with the
-torch path within 1e-6.
+for equality, can fire at another step in a few problems; elsewhere the forward agrees with the
+torch path within 1e-6 and the gradient with autograd through it within float rounding.
 
-No autograd: the outputs do not require grad and no gradient reaches ``cost``; training keeps
-the torch implementations. Needs a CUDA tensor, or CPU tensors with ``TRITON_INTERPRET=1`` set
-before triton is imported (Triton's interpreter, slow, for tests). Triton is imported lazily,
-so importing this module works where triton is not installed.
+Needs a CUDA tensor, or CPU tensors with ``TRITON_INTERPRET=1`` set before triton is imported
+(Triton's interpreter, slow, for tests). The kernels live in :mod:`dmm.model.matching_kernels`,
+imported on first use, so importing this module works where triton is not installed.
 """
 
 from __future__ import annotations
@@ -38,73 +45,87 @@ from .matching import greedy_start
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel():
-    """Import triton and build the kernel once; a clear error where triton is unavailable."""
+def _kernels():
+    """(triton, forward_kernel, backward_kernel), imported once; a clear error without triton."""
     try:
         import triton
-        import triton.language as tl
+
+        from . import matching_kernels
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise RuntimeError("the Triton relaxed-matching kernel needs the 'triton' package, which "
                            "is not installed; use MATCHING.IMPLEMENTATION 'batched' instead") from exc
+    return triton, matching_kernels.forward_kernel, matching_kernels.backward_kernel
 
-    @triton.jit
-    def relax_kernel(cost_ptr, valid_ptr, start_ptr, out_ptr, steps_ptr, N, M, max_iter, proj_iter, lr,
-                     BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
-        # One program per problem b: cost, valid, start (B, N, M) contiguous -> out (B, N, M), steps (B,).
-        b = tl.program_id(0).to(tl.int64)
-        rows = tl.arange(0, BLOCK_N)[:, None]
-        cols = tl.arange(0, BLOCK_M)[None, :]
-        inside = (rows < N) & (cols < M)
-        offsets = b * N * M + rows * M + cols
 
-        valid = (tl.load(valid_ptr + offsets, mask=inside, other=0) != 0) & inside
-        validf = valid.to(tl.float32)
-        c = tl.where(valid, tl.load(cost_ptr + offsets, mask=inside, other=0.0), 0.0)
-        x = tl.load(start_ptr + offsets, mask=inside, other=0.0)
-        rows_per_col = tl.maximum(tl.sum(validf, axis=0), 1.0)[None, :]  # (1, BLOCK_M)
-        cols_per_row = tl.maximum(tl.sum(validf, axis=1), 1.0)[:, None]  # (BLOCK_N, 1)
+def _check(cost: torch.Tensor, valid: torch.Tensor) -> None:
+    if cost.shape != valid.shape or cost.dim() != 3:
+        raise ValueError(f"cost {tuple(cost.shape)} and valid {tuple(valid.shape)} must be equal (B, N, M)")
+    if cost.dtype != torch.float32:
+        raise ValueError(f"the Triton relaxed-matching kernel computes in float32, got cost {cost.dtype}")
+    if valid.device != cost.device:
+        raise ValueError(f"cost on {cost.device} and valid on {valid.device} must share a device")
 
-        p1 = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-        p2 = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-        p3 = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-        total = x
-        count = tl.full((), 1.0, tl.float32)
-        running = tl.sum(valid.to(tl.int32)) > 0
-        previous_norm = tl.full((), 0.0, tl.float32)
-        step = 0
-        # A problem that stops running keeps its values in the torch path: leave the loop.
-        while (step < max_iter) & running:
-            x = x - lr * c
-            xc = (x * c).to(tl.float64)
-            norm = tl.sqrt(tl.sum(tl.sum(xc * xc, axis=1), axis=0)).to(tl.float32)
-            total = total + x
-            count = count + 1.0
-            projecting = running
-            round_ = 0
-            while (round_ < proj_iter) & projecting:
-                z = x + p1
-                y = tl.maximum(z, 0.0) * validf
-                p1 = z - y
-                z = y + p2
-                sums = tl.sum(z.to(tl.float64), axis=0).to(tl.float32)[None, :]
-                y = tl.where(sums <= 1.0, z, z - tl.math.div_rn(sums - 1.0, rows_per_col)) * validf
-                p2 = z - y
-                z = y + p3
-                sums = tl.sum(z.to(tl.float64), axis=1).to(tl.float32)[:, None]
-                y = (z - tl.math.div_rn(sums - 1.0, cols_per_row)) * validf
-                p3 = z - y
-                projecting = tl.sum(((y != x) & inside).to(tl.int32)) > 0
-                x = y
-                round_ += 1
-            running = norm != previous_norm
-            previous_norm = norm
-            step += 1
 
-        out = tl.math.div_rn(total, tl.broadcast_to(count, (BLOCK_N, BLOCK_M))) * validf
-        tl.store(out_ptr + offsets, out, mask=inside)
-        tl.store(steps_ptr + b, (count - 1.0).to(tl.int64))
+def _launch_options(triton, n: int, m: int) -> dict:
+    block_n = triton.next_power_of_2(n)
+    block_m = triton.next_power_of_2(m)
+    num_warps = 1 if block_n * block_m <= 256 else 2 if block_n * block_m <= 1024 else 4
+    return dict(BLOCK_N=block_n, BLOCK_M=block_m, num_warps=num_warps)
 
-    return triton, relax_kernel
+
+def _forward(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_iter: int, lr: float,
+             trace: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+    """(assignment, steps, trace): trace is (rounds, relu, moved) or () (see forward_kernel)."""
+    triton, kernel, _ = _kernels()
+    if cost.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
+        raise RuntimeError(f"the Triton relaxed-matching kernel needs CUDA tensors, got {cost.device} "
+                           "(or set TRITON_INTERPRET=1 before importing triton to run it on the CPU)")
+    b, n, m = cost.shape
+    device = cost.device
+    out = torch.zeros(b, n, m, dtype=torch.float32, device=device)
+    steps = torch.zeros(b, dtype=torch.int64, device=device)
+    if b == 0 or n == 0 or m == 0:
+        return out, steps, ()
+    options = _launch_options(triton, n, m)
+    c = cost.detach().contiguous()
+    v = valid.contiguous()
+    start = greedy_start(c, v).contiguous()
+    if trace:
+        rounds = torch.zeros(b, max_iter, dtype=torch.int32, device=device)
+        relu = torch.empty(b, max_iter * proj_iter, options["BLOCK_N"], options["BLOCK_M"], dtype=torch.int8,
+                           device=device)
+        moved = torch.empty(b, max_iter * proj_iter, options["BLOCK_M"], dtype=torch.int8, device=device)
+    else:
+        rounds = relu = moved = out  # not written
+    kernel[(b,)](c, v.view(torch.uint8), start, out, steps, rounds, relu, moved, n, m, int(max_iter),
+                 int(proj_iter), float(lr), TRACE=trace, enable_fp_fusion=False, **options)
+    return out, steps, ((rounds, relu, moved) if trace else ())
+
+
+class _RelaxFunction(torch.autograd.Function):
+    """The fused layer with its fused gradient w.r.t. ``cost`` (once differentiable)."""
+
+    @staticmethod
+    def forward(ctx, cost, valid, max_iter, proj_iter, lr):
+        out, steps, trace = _forward(cost, valid, max_iter, proj_iter, lr, trace=True)
+        ctx.save_for_backward(valid, steps, *trace)
+        ctx.settings = (max_iter, proj_iter, lr)
+        ctx.mark_non_differentiable(steps)
+        return out, steps
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out, _grad_steps):
+        valid, steps, *trace = ctx.saved_tensors
+        max_iter, proj_iter, lr = ctx.settings
+        b, n, m = valid.shape
+        grad_cost = torch.zeros(b, n, m, dtype=torch.float32, device=valid.device)
+        if trace:
+            triton, _, kernel = _kernels()
+            rounds, relu, moved = trace
+            kernel[(b,)](grad_out.contiguous(), valid.contiguous().view(torch.uint8), steps, rounds, relu, moved,
+                         grad_cost, n, m, int(max_iter), int(proj_iter), float(lr), **_launch_options(triton, n, m))
+        return grad_cost, None, None, None, None
 
 
 def relax_triton(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_iter: int,
@@ -118,34 +139,16 @@ def relax_triton(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_it
         max_iter, proj_iter: outer steps and Dykstra rounds per step.
         lr: gradient step.
     Returns:
-        assignment (B, N, M) float32, zero outside ``valid``; steps (B,) int64, the outer steps
-        each problem took. Forward only: neither output carries a gradient.
+        assignment (B, N, M) float32, zero outside ``valid``, differentiable w.r.t. ``cost``
+        (one more launch backwards) when grad is enabled and ``cost`` requires it; steps (B,)
+        int64, the outer steps each problem took.
     Raises:
         RuntimeError: triton is not installed, or the tensors are not on CUDA outside the interpreter.
         ValueError: wrong shapes or dtype.
     """
-    if cost.shape != valid.shape or cost.dim() != 3:
-        raise ValueError(f"cost {tuple(cost.shape)} and valid {tuple(valid.shape)} must be equal (B, N, M)")
-    if cost.dtype != torch.float32:
-        raise ValueError(f"the Triton relaxed-matching kernel computes in float32, got cost {cost.dtype}")
-    if valid.device != cost.device:
-        raise ValueError(f"cost on {cost.device} and valid on {valid.device} must share a device")
-    triton, kernel = _kernel()
-    if cost.device.type != "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1":
-        raise RuntimeError(f"the Triton relaxed-matching kernel needs CUDA tensors, got {cost.device} "
-                           "(or set TRITON_INTERPRET=1 before importing triton to run it on the CPU)")
-    b, n, m = cost.shape
-    out = torch.zeros(b, n, m, dtype=torch.float32, device=cost.device)
-    steps = torch.zeros(b, dtype=torch.int64, device=cost.device)
-    if b == 0 or n == 0 or m == 0:
-        return out, steps
+    _check(cost, valid)
+    if torch.is_grad_enabled() and cost.requires_grad:
+        return _RelaxFunction.apply(cost, valid, int(max_iter), int(proj_iter), float(lr))
     with torch.no_grad():
-        c = cost.detach().contiguous()
-        v = valid.contiguous()
-        start = greedy_start(c, v).contiguous()
-        block_n = triton.next_power_of_2(n)
-        block_m = triton.next_power_of_2(m)
-        num_warps = 1 if block_n * block_m <= 256 else 2 if block_n * block_m <= 1024 else 4
-        kernel[(b,)](c, v.view(torch.uint8), start, out, steps, n, m, int(max_iter), int(proj_iter), float(lr),
-                     BLOCK_N=block_n, BLOCK_M=block_m, num_warps=num_warps, enable_fp_fusion=False)
+        out, steps, _ = _forward(cost, valid, max_iter, proj_iter, lr, trace=False)
     return out, steps
