@@ -18,7 +18,7 @@ import torch
 
 import dmm
 import dmm.model.matching_triton as matching_triton
-from dmm.model.matching import relax
+from dmm.model.matching import greedy_start, relax
 from dmm.model.matching_triton import relax_triton
 
 from .test_matching import random_batch
@@ -40,6 +40,15 @@ def small_batch() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(valid, cost, torch.full_like(cost, 7.0)), valid
 
 
+def tied_costs(valid: torch.Tensor) -> torch.Tensor:
+    """Costs of :func:`small_batch`'s shapes drawn from three values, so ties are everywhere; the
+    2x5 problem holds the start-point example of :func:`greedy_start` and two costlier columns."""
+    g = torch.Generator().manual_seed(4)
+    cost = torch.tensor([-0.5, -0.3, 0.0])[torch.randint(0, 3, valid.shape, generator=g)]
+    cost[1, :2, :5] = -torch.tensor([[0.9, 0.8, 0.7, 0.0, 0.0], [0.5, 0.4, 0.6, 0.0, 0.0]])
+    return cost
+
+
 def upstream_gradient(cost: torch.Tensor) -> torch.Tensor:
     """A fixed random gradient of the loss w.r.t. the assignment, (B, N, M)."""
     return torch.randn(cost.shape, generator=torch.Generator().manual_seed(5))
@@ -49,7 +58,8 @@ _INTERPRETED = """
 import sys
 import torch
 from dmm.model.matching_triton import relax_triton
-cost, valid, grad, iterations, lr = torch.load(sys.argv[1])
+cost, valid, grad, iterations, lr, tied = torch.load(sys.argv[1])
+starts = relax_triton(tied, valid, 0, 1, lr)[0]  # no step: the start point itself
 results = []
 for it, pit in iterations:
     plain = relax_triton(cost, valid, it, pit, lr)
@@ -57,29 +67,32 @@ for it, pit in iterations:
     assignment, steps = relax_triton(leaf, valid, it, pit, lr)
     (assignment * grad).sum().backward()
     results.append((plain, (assignment.detach(), steps), leaf.grad))
-torch.save(results, sys.argv[2])
+torch.save((results, starts), sys.argv[2])
 """
 
 
 @pytest.fixture(scope="module")
 def interpreted(tmp_path_factory):
-    """(cost, valid, [((assignment, steps) without grad, the same with grad, grad of cost) per
-    ITERATIONS]) from the kernels in Triton's interpreter, the gradient for :func:`upstream_gradient`."""
+    """From the kernels in Triton's interpreter: (cost, valid, [((assignment, steps) without
+    grad, the same with grad, grad of cost for :func:`upstream_gradient`) per ITERATIONS],
+    (the costs of :func:`tied_costs`, their start points))."""
     tmp = tmp_path_factory.mktemp("triton")
     cost, valid = small_batch()
-    torch.save((cost, valid, upstream_gradient(cost), ITERATIONS, LR), tmp / "inputs.pt")
+    tied = tied_costs(valid)
+    torch.save((cost, valid, upstream_gradient(cost), ITERATIONS, LR, tied), tmp / "inputs.pt")
     env = dict(os.environ, TRITON_INTERPRET="1")
     src = str(Path(dmm.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [env.get("PYTHONPATH")] if p])
     done = subprocess.run([sys.executable, "-c", _INTERPRETED, str(tmp / "inputs.pt"), str(tmp / "outputs.pt")],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
-    return cost, valid, torch.load(tmp / "outputs.pt")
+    results, starts = torch.load(tmp / "outputs.pt")
+    return cost, valid, results, (tied, starts)
 
 
 @pytest.mark.parametrize("index", range(len(ITERATIONS)))
 def test_interpreted_kernel_equals_batched_torch(interpreted, index):
-    cost, valid, results = interpreted
+    cost, valid, results, _ = interpreted
     max_iter, proj_iter = ITERATIONS[index]
     (assignment, steps), traced, _ = results[index]
     assert torch.equal(traced[0], assignment) and torch.equal(traced[1], steps)  # the trace changes nothing
@@ -93,9 +106,15 @@ def test_interpreted_kernel_equals_batched_torch(interpreted, index):
     assert (assignment[4, :3, :2] != 0).any()  # fewer proposals than templates still gets an answer
 
 
+def test_interpreted_kernel_start_point_equals_greedy_start_on_ties(interpreted):
+    _, valid, _, (tied, starts) = interpreted
+    assert torch.equal(starts, greedy_start(tied, valid))
+    assert starts[1, :2, :5].tolist() == [[1, 0, 0, 0, 0], [1, 0, 0, 0, 0]]  # row 1 is no column's cheapest
+
+
 def test_interpreted_kernel_stops_early_somewhere(interpreted):
     """The batch exercises the early exit: some problem stops before max_iter, some does not."""
-    _, _, results = interpreted
+    _, _, results, _ = interpreted
     steps = results[1][0][1]
     assert (steps < ITERATIONS[1][0]).any() and (steps == ITERATIONS[1][0]).any()
 
@@ -103,7 +122,7 @@ def test_interpreted_kernel_stops_early_somewhere(interpreted):
 @pytest.mark.parametrize("index", range(len(ITERATIONS)))
 def test_interpreted_backward_kernel_equals_autograd_through_batched_torch(interpreted, index):
     """The gradient w.r.t. the cost, early exits included, as autograd gives it through the torch path."""
-    cost, valid, results = interpreted
+    cost, valid, results, _ = interpreted
     max_iter, proj_iter = ITERATIONS[index]
     _, _, grad = results[index]
     leaf = cost.clone().requires_grad_()
@@ -158,7 +177,7 @@ def test_kernels_compile_for_hopper_without_a_gpu():
     blocks = {"BLOCK_N": options["BLOCK_N"], "BLOCK_M": options["BLOCK_M"]}
     scalars = {"N": "i32", "M": "i32", "max_iter": "i32", "proj_iter": "i32", "lr": "fp32",
                "BLOCK_N": "constexpr", "BLOCK_M": "constexpr"}
-    forward = {"cost_ptr": "*fp32", "valid_ptr": "*u8", "start_ptr": "*fp32", "out_ptr": "*fp32",
+    forward = {"cost_ptr": "*fp32", "valid_ptr": "*u8", "out_ptr": "*fp32",
                "steps_ptr": "*i64", "rounds_ptr": "*i32", "relu_ptr": "*i8", "moved_ptr": "*i8",
                **scalars, "TRACE": "constexpr"}
     backward = {"grad_out_ptr": "*fp32", "valid_ptr": "*u8", "steps_ptr": "*i64", "rounds_ptr": "*i32",

@@ -26,17 +26,32 @@ def load_problem(valid_ptr, N, M, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
 
 
 @triton.jit
-def forward_kernel(cost_ptr, valid_ptr, start_ptr, out_ptr, steps_ptr, rounds_ptr, relu_ptr, moved_ptr,
+def greedy_start(c, valid, rows, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
+    # dmm.model.matching.greedy_start for one problem's tile: every column keeps the entry of
+    # its cheapest valid row (first on ties), the rest of it takes the problem's largest cost;
+    # each row with a valid pair takes its cheapest valid column of that (first on ties).
+    inf = float("inf")
+    largest = tl.max(tl.max(tl.where(valid, c, -inf), axis=1), axis=0)
+    best_row = tl.argmin(tl.where(valid, c, inf), axis=0, tie_break_left=True)[None, :]  # (1, BLOCK_M)
+    replaced = tl.where(valid, tl.where(rows == best_row, c, largest), inf)
+    choice = tl.argmin(replaced, axis=1, tie_break_left=True)[:, None]  # (BLOCK_N, 1)
+    has_pair = tl.max(valid.to(tl.int32), axis=1)[:, None] > 0
+    columns = tl.arange(0, BLOCK_M)[None, :]
+    return ((columns == choice) & has_pair).to(tl.float32)
+
+
+@triton.jit
+def forward_kernel(cost_ptr, valid_ptr, out_ptr, steps_ptr, rounds_ptr, relu_ptr, moved_ptr,
                    N, M, max_iter, proj_iter, lr,
                    BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr, TRACE: tl.constexpr):
-    # One program per problem b: cost, valid, start (B, N, M) contiguous -> out (B, N, M), steps (B,).
+    # One program per problem b: cost, valid (B, N, M) contiguous -> out (B, N, M), steps (B,).
     # TRACE: also rounds (B, max_iter) int32, and per round t = step * proj_iter + round the
     # ReLU's kept entries relu (B, T, BLOCK_N, BLOCK_M) and the moved columns moved (B, T, BLOCK_M), int8.
     b, rows, cols, inside, offsets, valid, rows_per_col, cols_per_row = load_problem(
         valid_ptr, N, M, BLOCK_N, BLOCK_M)
     validf = valid.to(tl.float32)
     c = tl.where(valid, tl.load(cost_ptr + offsets, mask=inside, other=0.0), 0.0)
-    x = tl.load(start_ptr + offsets, mask=inside, other=0.0)
+    x = greedy_start(c, valid, rows, BLOCK_N, BLOCK_M)
 
     p1 = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     p2 = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)

@@ -11,7 +11,7 @@ power-of-two tiles, for all the steps.
 Forward. It mirrors :func:`dmm.model.matching._relax_batched` operation by operation: the same
 float32 arithmetic in the same order (fp contraction into FMAs is switched off, divisions and
 the square root round to nearest), the same start point (:func:`dmm.model.matching.greedy_start`,
-computed in torch before the launch), column and row sums and the squared norm accumulated in
+computed in the kernel), column and row sums and the squared norm accumulated in
 float64 and rounded back to float32, and the same per-problem early exits (a problem stops its
 outer steps when its norm equals the previous one, its Dykstra rounds when a round leaves the
 iterate unchanged). Where the torch path only masks a finished problem, the kernel leaves its
@@ -40,8 +40,6 @@ import functools
 import os
 
 import torch
-
-from .matching import greedy_start
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,22 +80,22 @@ def _forward(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_iter: 
                            "(or set TRITON_INTERPRET=1 before importing triton to run it on the CPU)")
     b, n, m = cost.shape
     device = cost.device
-    out = torch.zeros(b, n, m, dtype=torch.float32, device=device)
-    steps = torch.zeros(b, dtype=torch.int64, device=device)
     if b == 0 or n == 0 or m == 0:
-        return out, steps, ()
+        return torch.zeros(b, n, m, device=device), torch.zeros(b, dtype=torch.int64, device=device), ()
+    # Every buffer is written where it is read, so none is filled first: the layer is one launch.
+    out = torch.empty(b, n, m, dtype=torch.float32, device=device)
+    steps = torch.empty(b, dtype=torch.int64, device=device)
     options = _launch_options(triton, n, m)
     c = cost.detach().contiguous()
     v = valid.contiguous()
-    start = greedy_start(c, v).contiguous()
     if trace:
-        rounds = torch.zeros(b, max_iter, dtype=torch.int32, device=device)
+        rounds = torch.empty(b, max_iter, dtype=torch.int32, device=device)
         relu = torch.empty(b, max_iter * proj_iter, options["BLOCK_N"], options["BLOCK_M"], dtype=torch.int8,
                            device=device)
         moved = torch.empty(b, max_iter * proj_iter, options["BLOCK_M"], dtype=torch.int8, device=device)
     else:
         rounds = relu = moved = out  # not written
-    kernel[(b,)](c, v.view(torch.uint8), start, out, steps, rounds, relu, moved, n, m, int(max_iter),
+    kernel[(b,)](c, v.view(torch.uint8), out, steps, rounds, relu, moved, n, m, int(max_iter),
                  int(proj_iter), float(lr), TRACE=trace, enable_fp_fusion=False, **options)
     return out, steps, ((rounds, relu, moved) if trace else ())
 
@@ -119,12 +117,13 @@ class _RelaxFunction(torch.autograd.Function):
         valid, steps, *trace = ctx.saved_tensors
         max_iter, proj_iter, lr = ctx.settings
         b, n, m = valid.shape
-        grad_cost = torch.zeros(b, n, m, dtype=torch.float32, device=valid.device)
-        if trace:
-            triton, _, kernel = _kernels()
-            rounds, relu, moved = trace
-            kernel[(b,)](grad_out.contiguous(), valid.contiguous().view(torch.uint8), steps, rounds, relu, moved,
-                         grad_cost, n, m, int(max_iter), int(proj_iter), float(lr), **_launch_options(triton, n, m))
+        if not trace:
+            return torch.zeros(b, n, m, device=valid.device), None, None, None, None
+        triton, _, kernel = _kernels()
+        grad_cost = torch.empty(b, n, m, dtype=torch.float32, device=valid.device)
+        rounds, relu, moved = trace
+        kernel[(b,)](grad_out.contiguous(), valid.contiguous().view(torch.uint8), steps, rounds, relu, moved,
+                     grad_cost, n, m, int(max_iter), int(proj_iter), float(lr), **_launch_options(triton, n, m))
         return grad_cost, None, None, None, None
 
 
