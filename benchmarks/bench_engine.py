@@ -223,8 +223,8 @@ def bench_training(s: Settings, data: DataPaths, out_dir: Path) -> dict:
     trainer.model.train()
     steps = cfg.DATA.LENGTH_CLIP - 1
 
-    def step(batch: dict, it: int) -> None:
-        trainer.run_step(batch, own_prediction_flags(cfg.SEED, it, steps, 0.0))
+    def step(batch: dict, it: int) -> None:  # the synthetic config: one batch-norm group a step
+        trainer.run_step([batch], [own_prediction_flags(cfg.SEED, it, steps, 0.0)])
 
     total = s.warmup + s.iters
     with_loading = sum(_time_steps(lambda epoch: trainer._loader(epoch, 0), step, device, total)[s.warmup:])
@@ -281,7 +281,7 @@ def rss_now_and_peak(reset: bool) -> tuple[int, int]:
 def run_inference_child(opts: list[str]) -> dict:
     """Build the model, then segment the valid split once; returns speed and peak memory growth."""
     from dmm.data import build_reader
-    from dmm.engine.inference import segment_videos
+    from dmm.engine.results import segment_videos
     from dmm.engine.proposal_source import ProposalSource
     from dmm.engine.tracker import DMMTracker
     from dmm.model.dmmnet import DMMNet
@@ -300,7 +300,7 @@ def run_inference_child(opts: list[str]) -> dict:
     hwm = reset_peak_rss()
     rss_base, _ = rss_now_and_peak(hwm)
     tic = time.perf_counter()
-    segment_videos(DMMTracker(model), reader, reader.videos, ProposalSource(cfg.PROPOSALS.EVAL_DIR),
+    segment_videos(DMMTracker(model), reader, reader.videos, ProposalSource.for_evaluation(cfg.PROPOSALS),
                    Path(cfg.OUTPUT_DIR) / "results", cfg, device=device, batch_videos=cfg.TEST.BATCH_VIDEOS,
                    show_progress=False)
     _sync(device)

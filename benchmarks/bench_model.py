@@ -26,7 +26,7 @@ from dmm.model import DMMNet
 from dmm.model.backbone import resnet_stages
 from dmm.model.cost import cosine_similarity, similarity
 from dmm.model.dmmnet import pad_proposals
-from dmm.structures import Proposals
+from dmm.structures import Proposals, TrackState
 from timing import best_time  # benchmarks/timing.py
 
 H, W, M = 255, 448, 50
@@ -83,6 +83,7 @@ def main():
                     model.matcher = replace(model.matcher, implementation=layout["implementation"])
                     feats = model.encode(images)
                     templates = model.template_features(feats, masks)
+                    state = TrackState(valid, masks, masks, templates, iou=masks)
                     stages = resnet_stages(model.encoder.base, images)
                     padded = pad_proposals(props, torch.tensor([objects], device=device), (H, W), device,
                                            images.dtype, objects)
@@ -104,15 +105,15 @@ def main():
                                                  model.proposal_features(feats, padded)),
                         "matching": lambda: model.matcher.match(-sim, pair_valid, False),
                         "decoder": lambda: model.decoder(feats.skips, [masks, masks, matched], valid)[0],
-                        "step": lambda: model.step(feats, templates, props, masks, masks, masks, valid),
-                        "frame": lambda: model.step(model.encode(images), templates, props, masks, masks, masks, valid),
+                        "step": lambda: model.step(feats, props, state),
+                        "frame": lambda: model.step(model.encode(images), props, state),
                     }
                     for part, fn in parts.items():
                         if name != "default" and part in ("backbone", "necks", "roi features"):
                             continue  # the same code in every layout
                         fn()  # warm-up
                         results[name, part] = (best_time(fn, device, args.repeat), flops(fn))
-                    results[name, "out"] = model.step(feats, templates, props, masks, masks, masks, valid).refined
+                    results[name, "out"] = model.step(feats, props, state)[0].refined
             model.decoder.shared_gate_conv, model.amp = True, False
             model.matcher = replace(model.matcher, implementation="exact")
             diff = (results["default", "out"] - results["2019 layout", "out"]).abs().max().item()

@@ -125,6 +125,17 @@ def machine_header(python: str) -> list[str]:
     ]
 
 
+def _shown(arg: str, position: int) -> str:
+    """A command's word as the report shows it: the interpreter by name, the repository's files
+    relative to its root (no machine's absolute path in the report)."""
+    if position == 0:
+        return Path(arg).name
+    path = Path(arg)
+    if path.is_absolute() and path.is_relative_to(BENCH_DIR.parent):
+        return str(path.relative_to(BENCH_DIR.parent))
+    return arg
+
+
 def render(header: list[str], results: list[BenchResult], quick: bool) -> str:
     """The markdown report."""
     lines = ["# Benchmark report", "", *header, f"- mode: {'quick' if quick else 'full'}", "",
@@ -137,7 +148,7 @@ def render(header: list[str], results: list[BenchResult], quick: bool) -> str:
         code = "killed (timeout)" if r.returncode is None else str(r.returncode)
         fence = "````" if "```" in r.output else "```"
         lines += ["", f"## {r.name}", "",
-                  f"`{' '.join(Path(c).name if i == 0 else c for i, c in enumerate(r.command))}`: "
+                  f"`{' '.join(_shown(c, i) for i, c in enumerate(r.command))}`: "
                   f"exit code {code}, {r.seconds:.1f} s", "", fence, r.output or "(no output)", fence]
     return "\n".join(lines) + "\n"
 

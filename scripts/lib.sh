@@ -164,6 +164,81 @@ dmm_check_proposals() {
     "download or extract them (README.md: Prepare proposals) or override PROPOSALS.*_DIR"
 }
 
+# dmm_check_evaluation CHECKPOINT_WHAT CONFIG [ARGS...]: read the config `dmm.test --config CONFIG
+# ARGS...` will run with (dmm_read_config), then check its evaluation split, its proposals and its
+# checkpoint (named CHECKPOINT_WHAT in the message).
+dmm_check_evaluation() {
+  _what=$1
+  shift
+  dmm_read_config test "$@"
+  dmm_check_split "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_IMAGES" "$DMM_EVAL_META"
+  dmm_check_proposals "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS"
+  dmm_require_checkpoint "$DMM_CHECKPOINT" "$_what"
+}
+
+# dmm_positive NAME VALUE: exit unless VALUE is a positive integer.
+dmm_positive() {
+  case $2 in
+    ''|*[!0-9]*|0) dmm_die "$1 must be a positive integer, got '$2'" ;;
+  esac
+}
+
+# dmm_check_training WHAT [HINT [INIT_WHAT]]: after `dmm_read_config train ...`: the training split
+# (HINT: the advice when it is missing), its proposals, validation's split and proposals when
+# validation is on, and the --resume / --init paths (INIT_WHAT names the latter).
+dmm_check_training() {
+  dmm_check_split "$1" "$DMM_TRAIN_IMAGES" "$DMM_TRAIN_META" ${2:+"$2"}
+  dmm_check_proposals "$1" "$DMM_TRAIN_PROPOSALS"
+  if [ "$DMM_VAL_ENABLED" = 1 ]; then
+    dmm_check_split "validation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_IMAGES" "$DMM_EVAL_META"
+    dmm_check_proposals "validation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS"
+  fi
+  [ -z "$DMM_RESUME" ] || dmm_require_exists "$DMM_RESUME" "run or checkpoint to resume (--resume)"
+  [ -z "$DMM_INIT" ] || dmm_require_checkpoint "$DMM_INIT" "${3:-initial checkpoint (--init)}"
+}
+
+# dmm_launch_train NAME NGPUS CONFIG [ARGS...]: run `dmm.train --config CONFIG ARGS...`: in this
+# process, or with torchrun for NGPUS processes per machine on NNODES machines. Several machines:
+# every machine runs the same script with NNODES, its own NODE_RANK (0 .. NNODES-1) and the
+# address of machine 0 (MASTER_ADDR, MASTER_PORT, default 29500), or a rendezvous endpoint
+# (RDZV_ENDPOINT host:port, RDZV_ID) that torchrun's c10d rendezvous uses instead.
+dmm_launch_train() {
+  _name=$1 _ngpus=$2 _config=$3
+  shift 3
+  _nnodes=${NNODES:-1}
+  _rank=${NODE_RANK:-0}
+  dmm_positive NGPUS "$_ngpus"
+  dmm_positive NNODES "$_nnodes"
+  case $_rank in
+    ''|*[!0-9]*) dmm_die "NODE_RANK must be 0 .. NNODES-1, got '$_rank'" ;;
+  esac
+  [ "$_rank" -lt "$_nnodes" ] || dmm_die "NODE_RANK must be 0 .. NNODES-1 ($((_nnodes - 1))), got '$_rank'"
+  dmm_describe_processes "$_ngpus"
+  if [ "$_nnodes" -gt 1 ]; then
+    echo "[$_name] config $_config, machine $_rank of $_nnodes, $DMM_PROCESSES each, output $DMM_OUTPUT_DIR"
+  else
+    echo "[$_name] config $_config, $DMM_PROCESSES, output $DMM_OUTPUT_DIR"
+  fi
+  if [ "$_ngpus" -eq 1 ] && [ "$_nnodes" -eq 1 ]; then
+    dmm_run "$PY" -m dmm.train --config "$_config" "$@"
+    return
+  fi
+  _torchrun=$(dirname -- "$PY")/torchrun
+  [ -x "$_torchrun" ] || dmm_die "torchrun not found beside $PY (is torch installed in .venv?)"
+  set -- --nproc_per_node="$_ngpus" -m dmm.train --config "$_config" "$@"
+  if [ "$_nnodes" -gt 1 ]; then
+    if [ -n "${RDZV_ENDPOINT:-}" ]; then
+      set -- --nnodes="$_nnodes" --rdzv_backend=c10d --rdzv_endpoint="$RDZV_ENDPOINT" \
+        --rdzv_id="${RDZV_ID:-dmm}" "$@"
+    else
+      [ -n "${MASTER_ADDR:-}" ] || dmm_die "NNODES=$_nnodes: set MASTER_ADDR (machine 0's address) or RDZV_ENDPOINT"
+      set -- --nnodes="$_nnodes" --node_rank="$_rank" --master_addr="$MASTER_ADDR" \
+        --master_port="${MASTER_PORT:-29500}" "$@"
+    fi
+  fi
+  dmm_run "$_torchrun" "$@"
+}
+
 # dmm_run CMD...: print the command, then run it (only print it when DRY_RUN=1).
 dmm_run() {
   echo "+ $*"

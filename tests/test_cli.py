@@ -64,3 +64,11 @@ def test_run_prints_dmm_errors_and_keeps_bugs(capsys):
     assert "Traceback" in err and err.endswith("error: clip.mp4: not a video\n")
     with pytest.raises(ZeroDivisionError):
         run(_bug, [])
+
+
+def test_a_learning_rate_beyond_float32_is_one_error_line_naming_the_key(capsys):
+    from dmm.train import main
+
+    assert run(main, ["--config", "synthetic", "SOLVER.BACKBONE_LR", "1e39"]) == 2
+    assert capsys.readouterr().err == ("error: config key SOLVER.BACKBONE_LR = 1e+39 is impossible: it must be finite and "
+                                       "within float32's range (|x| <= 3.4028234663852886e+38)\n")

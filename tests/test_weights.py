@@ -77,6 +77,40 @@ def test_resnet_offline_names_the_file_and_folders(torch_home, tmp_path, offline
     assert len(offline) == 1 and offline[0].endswith(name)
 
 
+def test_offline_message_lists_every_v1_file_name(torch_home, tmp_path, offline):
+    """resnet18 has V1 weights only: the message names both of its V1 file names, no empty alternative."""
+    with pytest.raises(MissingInputError) as err:
+        build_resnet("resnet18", "imagenet", tmp_path / "w")
+    message = str(err.value)
+    assert "put resnet18-f37072fd.pth or resnet18-5c106cde.pth into" in message, message
+    assert "(or )" not in message and "or ," not in message
+
+
+def test_v1_is_taken_by_default_and_v2_never_stands_in_for_it(torch_home, tmp_path, offline, caplog):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(3)
+    v2 = models.resnet50(weights=None).state_dict()
+    torch.save(v2, weights / imagenet_weight_files("resnet50", "V2")[0])
+    with pytest.raises(MissingInputError, match=r"ImageNet V1 weights for resnet50 not found: put "
+                                                r"resnet50-0676ba61\.pth or resnet50-19c8e357\.pth"):
+        build_resnet("resnet50", "imagenet", weights)  # only the V2 file is there: not taken
+    caplog.set_level("INFO", logger="dmm.model")
+    net = build_resnet("resnet50", "imagenet", weights, imagenet_version="V2")
+    assert torch.equal(net.conv1.weight, v2["conv1.weight"])
+    assert "ImageNet V2 weights from " + str(weights / "resnet50-11ad3fa6.pth") in caplog.text
+    # the file torchvision 0.3 downloaded in 2019 counts as V1
+    torch.manual_seed(4)
+    v1 = models.resnet50(weights=None).state_dict()
+    torch.save(v1, weights / "resnet50-19c8e357.pth")
+    net = build_resnet("resnet50", "imagenet", weights)
+    assert torch.equal(net.conv1.weight, v1["conv1.weight"])
+    assert "ImageNet V1 weights from " + str(weights / "resnet50-19c8e357.pth") in caplog.text
+    with pytest.raises(ConfigError, match="MODEL.IMAGENET_WEIGHTS 'V2'.*resnet18.*V1"):
+        build_resnet("resnet18", "imagenet", weights, imagenet_version="V2")
+    assert [url.rsplit("/", 1)[-1] for url in offline] == ["resnet50-0676ba61.pth"]  # the V1 download, tried once
+
+
 def test_resnet_weight_file_faults_are_named(tmp_path):
     torch.save({"args": argparse.Namespace(lr=1), **models.resnet18().state_dict()}, tmp_path / "r.pth")
     with pytest.raises(UnsafePickleError, match=r"r\.pth holds pickled Python objects.*refused for safety"):

@@ -67,14 +67,8 @@ results_of() {
 # Check everything (data, proposals, every checkpoint) before running anything.
 dmm_python
 for m in $MODELS; do
-  dmm_read_config test "$CONFIG" --checkpoint "$(checkpoint_of "$m")" "$@"
-  dmm_check_split "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_IMAGES" "$DMM_EVAL_META"
-  dmm_check_proposals "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS"
-  if [ "$m" = own ]; then
-    dmm_require_checkpoint "$DMM_CHECKPOINT" "checkpoint"
-  else
-    dmm_require_checkpoint "$DMM_CHECKPOINT" "checkpoint of $m"
-  fi
+  if [ "$m" = own ]; then what="checkpoint"; else what="checkpoint of $m"; fi
+  dmm_check_evaluation "$what" "$CONFIG" --checkpoint "$(checkpoint_of "$m")" "$@"
 done
 
 for m in $MODELS; do

@@ -7,7 +7,9 @@
 set -eu
 
 CONFIG=${CONFIG:-eval_testdev}  # src/dmm/config/yaml/eval_testdev.yaml, or a yaml path
-CHECKPOINT=${CHECKPOINT:-}      # empty: the config's TEST.CHECKPOINT (experiments/dmmnet/online_ytb/epo101)
+# Empty: the config's TEST.CHECKPOINT, experiments/dmmnet/online_ytb/epo90_iter00088 (what 2019's
+# eval_testdev.sh evaluated), or, when that folder is absent, the README layout's online_ytb/epo101.
+CHECKPOINT=${CHECKPOINT:-}
 SPLIT=${SPLIT:-valid}
 OUT=${OUT:-experiments/dmmnet/online_ytb/eval/valid}  # results in $OUT/merged
 DATA_ROOT=${DATA_ROOT:-}        # empty: the config's DATA.ROOT (datasets/youtubeVOS)
@@ -22,15 +24,18 @@ REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
 # (dmm.test reads options first, then KEY VALUE pairs).
 [ -z "$DATA_ROOT" ] || set -- "$@" DATA.ROOT "$DATA_ROOT"
 [ -z "$EVAL_PROPOSALS" ] || set -- "$@" PROPOSALS.EVAL_DIR "$EVAL_PROPOSALS"
+RELEASED_ALT=experiments/dmmnet/online_ytb/epo101
+if [ -z "$CHECKPOINT" ] && [ "$CONFIG" = eval_testdev ] && [ ! -e experiments/dmmnet/online_ytb/epo90_iter00088 ] \
+   && [ -e "$RELEASED_ALT" ]; then
+  echo "[eval] experiments/dmmnet/online_ytb/epo90_iter00088 not found; using the README layout's $RELEASED_ALT"
+  CHECKPOINT=$RELEASED_ALT
+fi
 [ -z "$CHECKPOINT" ] || set -- --checkpoint "$CHECKPOINT" "$@"
 set -- --split "$SPLIT" --out "$OUT/merged" "$@"
 [ -z "$GPUS" ] || export CUDA_VISIBLE_DEVICES="$GPUS"
 
 dmm_python
-dmm_read_config test "$CONFIG" "$@"
-dmm_check_split "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_IMAGES" "$DMM_EVAL_META"
-dmm_check_proposals "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS"
-dmm_require_checkpoint "$DMM_CHECKPOINT" "checkpoint (TEST.CHECKPOINT / CHECKPOINT)"
+dmm_check_evaluation "checkpoint (TEST.CHECKPOINT / CHECKPOINT)" "$CONFIG" "$@"
 
 echo "[eval] $CONFIG: $DMM_CHECKPOINT on $DMM_EVAL_SPLIT -> $DMM_RESULTS"
 dmm_run "$PY" -m dmm.test --config "$CONFIG" "$@"

@@ -1,13 +1,16 @@
 #!/bin/sh
-# Proposals of the COCO Mask R-CNN (torchvision ResNet-50-FPN v2) on val200 (trainval), for validation during training.
-# Usage: sh scripts/extract/extract_coco_trainval.sh [extra dmm.proposals.extract options]
+# Validation proposals on val200 (trainval) from the COCO Mask R-CNN X-101-32x8d FPN (81 classes,
+# the caffe2 config's Detectron weights), for validation while training DMM-Net.
+# Settings (DMM_Net scripts/extract/extract_proposal_coco81_train.sh, its youtubevos_val200_meta
+# command): MODEL.ROI_HEADS.SCORE_THRESH 0.0, DETECTIONS_PER_IMG 50; test size 800/1333. Then the
+# 50 best per frame (DMM_Net scripts/extract/process.sh: ... trainval 50).
+# Writes $OUT_DIR/predictions.pth, $OUT_DIR/videos_all, $OUT_DIR/videos_top50 (train.yaml's
+# PROPOSALS.EVAL_DIR). Usage: sh scripts/extract/extract_coco_trainval.sh [dmm.proposals.extract options]
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
-WEIGHTS=${WEIGHTS:-experiments/pretrained/maskrcnn_resnet50_fpn_v2_coco-73cbd019.pth}
-OUT=${OUT:-experiments/proposals/coco81/inference/youtubevos_val200_meta/videos_top50}
-. "$(dirname -- "$0")/common.sh"
-need_dir "$DATA_ROOT/train/JPEGImages" "$DATA_HINT"
-need_file "$SPLIT_DIR/val200_meta.json" "Run: $PY src/tools/make_splits.py --root $DATA_ROOT"
-# torchvision's COCO weights: read from WEIGHTS, else downloaded into its cache (offline: a message names the file)
-exec $PY -m dmm.proposals.extract --root "$DATA_ROOT" --split-dir "$SPLIT_DIR" --split trainval \
-  --arch resnet50_fpn_v2 --weights "$WEIGHTS" --out "$OUT" "$@"
+WEIGHTS=${WEIGHTS:-experiments/pretrained/e2e_mask_rcnn_X-101-32x8d-FPN_1x.pkl}
+OUT_DIR=${OUT_DIR:-experiments/proposals/coco81/inference/youtubevos_val200_meta}
+REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
+. "$REPO/scripts/extract/common.sh"
+extract_proposals trainval 0.0 50 "$@"
+reduce_proposals trainval 50

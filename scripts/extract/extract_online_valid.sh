@@ -1,11 +1,16 @@
 #!/bin/sh
-# Proposals of the online-trained proposal net on YouTube-VOS 2018 valid (for the CodaLab run).
-# Usage: sh scripts/extract/extract_online_valid.sh [extra dmm.proposals.extract options]
+# Test-dev proposals on YouTube-VOS 2018 valid from the authors' online-trained binary proposal
+# net (online_ytb, maskrcnn-benchmark X-101-32x8d FPN, 2 classes), for the CodaLab run.
+# Settings (DMM_Net scripts/extract/extract_proposal_ytbbin_trainval_val.sh, its second command,
+# and scripts/extract/README.md): MODEL.ROI_BOX_HEAD.NUM_CLASSES 2, MODEL.WEIGHT
+# online_ytb/model_0225000.pth, MODEL.ROI_HEADS.SCORE_THRESH 0.0, DETECTIONS_PER_IMG 50; test size
+# 800/1333. Every detection is kept, in the file's order.
+# Writes $OUT_DIR/predictions.pth and $OUT_DIR/videos_all (eval_testdev.yaml's / online.yaml's
+# PROPOSALS.EVAL_DIR). Usage: sh scripts/extract/extract_online_valid.sh [dmm.proposals.extract options]
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
-WEIGHTS=${WEIGHTS:-experiments/propnet/online_ytb/model_final.pth}
-OUT=${OUT:-experiments/proposals/ytb_ot/inference/youtubevos_testdev_meta/videos_top50}
-. "$(dirname -- "$0")/common.sh"
-need_dir "$DATA_ROOT/valid/JPEGImages" "$DATA_HINT"
-need_file "$WEIGHTS" "Train it with: sh scripts/extract/train_propnet_online.sh"
-exec $PY -m dmm.proposals.extract --root "$DATA_ROOT" --split valid \
-  --arch resnext101_32x8d_fpn --weights "$WEIGHTS" --out "$OUT" "$@"
+SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
+WEIGHTS=${WEIGHTS:-experiments/propnet/online_ytb/model_0225000.pth}
+OUT_DIR=${OUT_DIR:-experiments/proposals/ytb_ot/inference/youtubevos_testdev_meta}
+REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
+. "$REPO/scripts/extract/common.sh"
+extract_proposals valid 0.0 50 "$@"

@@ -1,14 +1,18 @@
 #!/bin/sh
-# Proposals of the YouTube-VOS-tuned proposal net (join_ytb_bin: X-101-32x8d FPN, object vs
-# background) on val200 (trainval): the proposals of the README's evaluation table.
-# Usage: sh scripts/extract/extract_ytb_trainval.sh [extra dmm.proposals.extract options]
+# Evaluation proposals on val200 (trainval) from the authors' YouTube-VOS-tuned binary proposal net
+# (join_ytb_bin, maskrcnn-benchmark X-101-32x8d FPN, 2 classes): the proposals of the README's
+# evaluation table.
+# Settings (DMM_Net scripts/extract/extract_proposal_ytbbin_trainval_val.sh, its first command):
+# MODEL.ROI_BOX_HEAD.NUM_CLASSES 2 and MODEL.WEIGHT join_ytb_bin/model_0172500.pth, no
+# SCORE_THRESH / DETECTIONS_PER_IMG override, so maskrcnn-benchmark's defaults 0.05 and 100
+# (config/defaults.py); test size 800/1333. Every detection is kept, in the file's order, as the
+# 2019 evaluator read the raw predictions.pth (NMS then keeps 50).
+# Writes $OUT_DIR/predictions.pth and $OUT_DIR/videos_all (eval.yaml's PROPOSALS.EVAL_DIR).
+# Usage: sh scripts/extract/extract_ytb_trainval.sh [dmm.proposals.extract options]
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
-WEIGHTS=${WEIGHTS:-experiments/propnet/join_ytb_bin/model_final.pth}
-OUT=${OUT:-experiments/proposals/ytb_train/inference/youtubevos_val200_meta/videos_top50}
-. "$(dirname -- "$0")/common.sh"
-need_dir "$DATA_ROOT/train/JPEGImages" "$DATA_HINT"
-need_file "$SPLIT_DIR/val200_meta.json" "Run: $PY src/tools/make_splits.py --root $DATA_ROOT"
-need_file "$WEIGHTS" "Train it with: sh scripts/extract/train_propnet.sh"
-exec $PY -m dmm.proposals.extract --root "$DATA_ROOT" --split-dir "$SPLIT_DIR" --split trainval \
-  --arch resnext101_32x8d_fpn --weights "$WEIGHTS" --out "$OUT" "$@"
+WEIGHTS=${WEIGHTS:-experiments/propnet/join_ytb_bin/model_0172500.pth}
+OUT_DIR=${OUT_DIR:-experiments/proposals/ytb_train/inference/youtubevos_val200_meta}
+REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
+. "$REPO/scripts/extract/common.sh"
+extract_proposals trainval 0.05 100 "$@"

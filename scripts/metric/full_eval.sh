@@ -4,6 +4,13 @@
 # e.g. --allow-missing, --processes N, --protocol davis. Reports go to OUT_DIR (default:
 # <results>_metrics/ beside the results). Relative paths are taken from the current folder.
 #
+# Splits scored against YouTube-VOS train annotations (train, trainval, test271, train_all) print
+# two rows: the standard protocol (the layout's default, youtubevos: each object from its first
+# appearance, at the frame size; comparable with other methods; reports summary.json,
+# per_video.csv, per_object.csv, jf_per_video.png) and dmm2019 (the 2019 code's scoring, with
+# which the paper's table was made; reports summary_dmm2019.json and dmm2019/). Other splits
+# print the standard row only; --protocol X scores X alone. --input-size H W goes to dmm2019 only.
+#
 # The split is --split SPLIT, else $SPLIT, else the last split name in the results path
 # (.../eval/valid/merged -> valid), else trainval (val200). It decides the ground truth and the
 # meta file (the videos scored, and their categories):
@@ -45,8 +52,11 @@ while [ "$i" -lt "$n" ]; do
     --split) [ $# -gt 0 ] || fail "--split needs a split name ($SPLITS)"
              SPLIT=$1; shift; i=$((i + 1)); continue ;;
     --split=*) SPLIT=${arg#--split=}; continue ;;
+    --input-size) [ $# -gt 1 ] || fail "--input-size needs H W"
+                  INPUT_SIZE="$1 $2"; shift 2; i=$((i + 2)); continue ;;
   esac
   if [ "$prev" = "--split-meta" ]; then SPLIT_META=$arg; fi
+  case $arg in --protocol|--protocol=*) PROTOCOL_GIVEN=1 ;; esac
   prev=$arg
   set -- "$@" "$arg"
 done
@@ -95,9 +105,22 @@ if [ ! -x "$PYTHON" ]; then
 fi
 
 echo "split $SPLIT: ground truth $GT_DIR, meta $SPLIT_META"
-set -- --gt-dir "$GT_DIR" --results-dir "$RES_DIR" --split-meta "$SPLIT_META" \
-  --json "$OUT_DIR/summary.json" --csv-dir "$OUT_DIR" --plot "$OUT_DIR/jf_per_video.png" "$@"
+set -- --gt-dir "$GT_DIR" --results-dir "$RES_DIR" --split-meta "$SPLIT_META" "$@"
 if [ -n "$SEEN_CATEGORIES" ]; then
   set -- "$@" --seen-categories "$SEEN_CATEGORIES"
 fi
-exec "$PYTHON" -m dmm.metrics "$@"
+both=0
+case $SPLIT in train|trainval|test271|train_all) [ -n "${PROTOCOL_GIVEN:-}" ] || both=1 ;; esac
+if [ "$both" = 0 ]; then
+  # one protocol: the layout's default or the one asked for
+  # shellcheck disable=SC2086  # INPUT_SIZE is "H W"
+  exec "$PYTHON" -m dmm.metrics --json "$OUT_DIR/summary.json" --csv-dir "$OUT_DIR" \
+    --plot "$OUT_DIR/jf_per_video.png" "$@" ${INPUT_SIZE:+--input-size $INPUT_SIZE}
+fi
+# the standard protocol (comparable with other methods), with the reports OUT_DIR always held
+"$PYTHON" -m dmm.metrics --json "$OUT_DIR/summary.json" --csv-dir "$OUT_DIR" --plot "$OUT_DIR/jf_per_video.png" "$@"
+echo
+# the 2019 code's scoring (comparable with the paper's table); its reports after the user's options, so they win
+# shellcheck disable=SC2086
+exec "$PYTHON" -m dmm.metrics "$@" --protocol dmm2019 ${INPUT_SIZE:+--input-size $INPUT_SIZE} \
+  --json "$OUT_DIR/summary_dmm2019.json" --csv-dir "$OUT_DIR/dmm2019" --plot "$OUT_DIR/dmm2019/jf_per_video.png"

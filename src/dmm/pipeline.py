@@ -35,7 +35,7 @@ from .data import build_reader  # noqa: E402
 from .data.synthetic import SyntheticConfig, generate  # noqa: E402
 from .engine.baselines import build_baseline  # noqa: E402
 from .engine.distributed import init_distributed  # noqa: E402
-from .engine.inference import checkpoint_producer, provenance, segment_videos  # noqa: E402
+from .engine.results import checkpoint_producer, provenance, segment_videos  # noqa: E402
 from .engine.proposal_source import ProposalSource  # noqa: E402
 from .engine.tracker import DMMTracker  # noqa: E402
 from .engine.trainer import Trainer  # noqa: E402
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
 
     split = cfg.DATA.EVAL_SPLIT
     reader = build_reader(cfg.DATA, split)
-    proposal_fn = ProposalSource(cfg.PROPOSALS.EVAL_DIR)
+    proposal_fn = ProposalSource.for_evaluation(cfg.PROPOSALS)
     results = out_dir / "eval" / split
     print(f"[4/6] segmenting {len(reader.videos)} {split} videos with DMM-Net and the baselines")
     segment_videos(DMMTracker(model), reader, reader.videos, proposal_fn, results / "dmmnet", cfg,

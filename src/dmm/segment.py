@@ -34,14 +34,15 @@ from .cli import run
 from .data.frames import FrameInput, frame_input
 from .device import resolve_device
 from .engine.build import inference_config, inference_model
-from .engine.inference import ResultWriter, propagate
+from .engine.inference import propagate
+from .engine.results import ResultWriter
 from .engine.proposal_source import ProposalSource
 from .engine.tracker import DMMTracker
 from .engine.visualize import write_overlay_animation
 from .errors import InputError, MissingInputError
-from .proposals.extract import detect
-from .proposals.model import load_maskrcnn
-from .structures import ObjectInfo, Proposals, VideoInfo
+from .proposals.extract import detect_frames
+from .proposals.model import ARCHS, load_propnet
+from .structures import ObjectInfo, Proposals, SlotRule, VideoInfo
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 #: a grayscale mask whose values all stay at or below this is read as object ids
@@ -145,8 +146,7 @@ class LiveProposals:
 
     @torch.no_grad()
     def __call__(self, video: str, index: int, name: str) -> Proposals:
-        image = torch.from_numpy(self._images.pop(index)).permute(2, 0, 1).float().div(255).to(self.device)
-        return detect(self.propnet, [image])[0]
+        return detect_frames(self.propnet, [self._images.pop(index)])[0]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -157,9 +157,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint", required=True, help="DMM-Net checkpoint (folder or trainer.pt)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--proposals", type=Path, help="folder with <name>.pth proposals")
-    src.add_argument("--propnet", type=Path, help="proposal-net checkpoint to compute proposals")
-    p.add_argument("--propnet-arch", default="resnext101_32x8d_fpn",
-                   help="architecture of --propnet when the file does not say (see dmm.proposals.extract)")
+    src.add_argument("--propnet", type=Path,
+                     help="proposal net to compute proposals: the authors' maskrcnn-benchmark checkpoint or "
+                          "Detectron pickle, a torchvision state dict, or this project's checkpoint")
+    p.add_argument("--propnet-arch", default="auto", choices=("auto", *ARCHS),
+                   help="architecture of --propnet (auto: read from the file)")
     p.add_argument("--propnet-size", type=int, nargs=2, default=(800, 1333), metavar=("MIN", "MAX"),
                    help="the proposal net's input resize (shorter side, longer side cap)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
@@ -183,16 +185,16 @@ def main(argv=None) -> int:
     device = resolve_device(cfg.DEVICE)
     live = None
     if args.proposals is not None:
-        proposal_fn = ProposalSource(args.proposals, by_position=not args.input.is_dir())
+        # your own video: no split whose last frame could stand in for a frame without proposals
+        proposal_fn = ProposalSource(args.proposals, by_position=not args.input.is_dir(), empty_frame="empty")
         if args.name not in proposal_fn.store:
             raise MissingInputError(f"{proposal_fn.store.path(args.name)} not found (proposals are looked up by --name)")
-        stored = len(proposal_fn.store.video(args.name))
-        if proposal_fn.by_position and stored != len(names):
-            raise InputError(f"{args.input} has {len(names)} frames but {proposal_fn.store.path(args.name)} "
-                             f"holds proposals for {stored}")
+        proposal_fn.store.check_frames(args.name, names, by_position=proposal_fn.by_position)
     else:
-        propnet = load_maskrcnn(args.propnet, args.propnet_arch, detections_per_img=cfg.PROPOSALS.TOPK,
-                                min_size=args.propnet_size[0], max_size=args.propnet_size[1])
+        # the 2019 test-dev extraction's settings (SCORE_THRESH 0.0, DETECTIONS_PER_IMG 50)
+        propnet = load_propnet(args.propnet, args.propnet_arch, min_size=args.propnet_size[0],
+                               max_size=args.propnet_size[1], score_thresh=0.0,
+                               detections_per_img=cfg.PROPOSALS.TOPK)
         proposal_fn = live = LiveProposals(propnet, device)
     model = inference_model(cfg, args.checkpoint, device)
     size = (cfg.DATA.INPUT_H, cfg.DATA.INPUT_W)
@@ -212,7 +214,7 @@ def main(argv=None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     with ResultWriter(work) as writer:
         for result in propagate(DMMTracker(model), [(info, frames())], proposal_fn, size, cfg.PROPOSALS,
-                                objects=cfg.MODEL.OBJECTS, max_objects=cfg.DATA.MAX_OBJECTS,
+                                slots=SlotRule.from_config(cfg),
                                 labels_at=cfg.TEST.LABELS_AT, device=device):
             writer.write(result)
     if masks.exists():

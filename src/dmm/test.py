@@ -21,7 +21,7 @@ from .cli import run
 from .data import build_reader
 from .engine.build import inference_config, inference_model
 from .engine.distributed import barrier, cleanup, init_distributed
-from .engine.inference import checkpoint_producer, provenance, segment_videos
+from .engine.results import checkpoint_producer, provenance, segment_videos
 from .engine.proposal_source import ProposalSource
 from .engine.tracker import DMMTracker
 from .errors import ConfigError
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         videos = reader.videos[: args.videos] if args.videos else reader.videos
         mine = videos[info.rank :: info.world_size]
         source = provenance(cfg, checkpoint_producer(checkpoint))
-        segment_videos(DMMTracker(model), reader, mine, ProposalSource(cfg.PROPOSALS.EVAL_DIR), out, cfg,
+        segment_videos(DMMTracker(model), reader, mine, ProposalSource.for_evaluation(cfg.PROPOSALS), out, cfg,
                        device=info.device, batch_videos=cfg.TEST.BATCH_VIDEOS, show_progress=info.is_main,
                        source=source if info.is_main else None, on_mismatch="redo" if args.overwrite else "refuse")
         barrier(info)

@@ -2,12 +2,15 @@
 
 The 2019 recipe (``tools/make_train_online_dataset.py`` there): for every video of the source
 split (default ``datasets/youtubeVOS/valid``), ``--frames`` (10) new frames ``00000``, ``00001``,
-... are written, frame k a plain copy of the k-th annotated frame of the video taken in turn
-(the frames where objects first appear, in frame order; the 2019 code took them in a set's
-order). The new meta lists every object of the video, present in the copies of the frames its
-source meta lists. Nothing is augmented here: online training (``configs/online.yaml``) draws
-every frame of a clip at random from these and applies the random flip and affine of
-:mod:`dmm.data.transforms`, the project's one augmentation. It writes::
+... are written, frame k a copy of the k-th annotated frame of the video taken in turn (the
+frames where objects first appear, in frame order; the 2019 code took them in a set's order).
+The 2019 code re-saved each image through PIL (``Image.open(src).save(dst)``: decoded and encoded
+again as a JPEG of quality 75, PIL's default), and so does this tool; ``--copy-jpeg`` copies the
+source files' bytes instead (no second compression: a departure from 2019). The new meta lists
+every object of the video, present in the copies of the frames its source meta lists. Nothing
+is augmented here: online training (``configs/online.yaml``) draws every frame of a clip at
+random from these and applies the random flip and affine of :mod:`dmm.data.transforms`, the
+project's one augmentation. It writes::
 
     <out>/JPEGImages/<video>/<frame>.jpg
     <out>/Annotations/<video>/<frame>.png      palette PNG, the source's object ids
@@ -21,7 +24,7 @@ Usage::
 
     python src/tools/make_train_online_dataset.py \
         [--source datasets/youtubeVOS/valid] [--out datasets/youtubeVOS/train_testdev_ot] \
-        [--frames 10] [--overwrite]
+        [--frames 10] [--copy-jpeg] [--overwrite]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from dmm.cli import run
@@ -84,7 +88,21 @@ def _read_frame(reader, source: Path, video: str, frame: str) -> tuple[np.ndarra
     return image, annotation
 
 
-def build_video(reader, source: Path, out: Path, video: str, frames: int) -> tuple[dict, list[dict]]:
+def write_image(source_file: Path, target: Path, copy: bool) -> None:
+    """The online set's image: ``source_file`` encoded again by PIL's JPEG writer with its defaults
+    (quality 75), as 2019 saved it, or with ``copy`` its bytes as they are."""
+    if copy:
+        target.write_bytes(source_file.read_bytes())
+        return
+    try:
+        with Image.open(source_file) as image:
+            image.save(target, format="JPEG")
+    except OSError as e:
+        raise OnlineDatasetError(f"{source_file}: cannot re-save the image as JPEG ({e})") from None
+
+
+def build_video(reader, source: Path, out: Path, video: str, frames: int,
+                copy_jpeg: bool = False) -> tuple[dict, list[dict]]:
     """Write one generated video under ``out``; return its meta entry and its record rows."""
     info = reader.info(video)
     annotated = sorted(info.first_appearances())
@@ -101,7 +119,7 @@ def build_video(reader, source: Path, out: Path, video: str, frames: int) -> tup
     for k in range(frames):
         src_frame = annotated[k % len(annotated)]
         name = f"{k:05d}"
-        (image_dir / f"{name}.jpg").write_bytes((source / "JPEGImages" / video / f"{src_frame}.jpg").read_bytes())
+        write_image(source / "JPEGImages" / video / f"{src_frame}.jpg", image_dir / f"{name}.jpg", copy_jpeg)
         save_palette_png(ann_dir / f"{name}.png", loaded[src_frame][1])
         for oid in info.objects:
             if src_frame in listed[oid] or not listed[oid] and oid in loaded[src_frame][1]:
@@ -113,7 +131,7 @@ def build_video(reader, source: Path, out: Path, video: str, frames: int) -> tup
 
 def make_online_dataset(source: str | os.PathLike, out: str | os.PathLike, frames: int = 10,
                         overwrite: bool = False, videos: Sequence[str] | None = None,
-                        progress: bool = True) -> Path:
+                        progress: bool = True, copy_jpeg: bool = False) -> Path:
     """Build the online-training split from ``source`` into ``out``; return ``out``."""
     source, out = Path(source), Path(out)
     if frames < 1:
@@ -129,9 +147,11 @@ def make_online_dataset(source: str | os.PathLike, out: str | os.PathLike, frame
         raise OnlineDatasetError(f"{source}: videos not in the split: {', '.join(unknown[:10])}")
     with atomic_dir(out, overwrite=overwrite) as tmp:
         meta: dict = {"videos": {}}
-        record: dict = {"source": str(source), "frames": frames, "videos": {}}
+        record: dict = {"source": str(source), "frames": frames,
+                        "images": "source bytes" if copy_jpeg else "PIL JPEG, quality 75 (2019)", "videos": {}}
         for video in tqdm(names, desc="online set", unit="video", disable=not progress):
-            meta["videos"][video], record["videos"][video] = build_video(reader, source, tmp, video, frames)
+            meta["videos"][video], record["videos"][video] = build_video(reader, source, tmp, video, frames,
+                                                                         copy_jpeg)
         write_json(tmp / "meta.json", meta)
         write_json(tmp / "online_record.json", record)
     return out
@@ -143,13 +163,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="datasets/youtubeVOS/train_testdev_ot", help="output split folder")
     p.add_argument("--frames", type=int, default=10, help="frames written per video (2019: 10)")
     p.add_argument("--videos", nargs="*", default=None, help="only these videos")
+    p.add_argument("--copy-jpeg", action="store_true",
+                   help="copy the source JPEGs' bytes (2019 re-saved them through PIL at quality 75)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    out = make_online_dataset(args.source, args.out, args.frames, args.overwrite, args.videos)
+    out = make_online_dataset(args.source, args.out, args.frames, args.overwrite, args.videos,
+                              copy_jpeg=args.copy_jpeg)
     print(f"wrote {out}")
     return 0
 

@@ -4,6 +4,10 @@ Usage (the original README's command)::
 
     python src/tools/reduce_pth_size_by_videos.py PREDICTIONS.pth SPLIT TOPK
 
+TOPK is a number (the TOPK best-scored proposals of each frame, by decreasing score: the 2019
+tool, for training files) or ``all`` (every proposal in the file's order, written to
+``videos_all``: what the 2019 evaluator read from the raw file; MODEL_ZOO.md).
+
 PREDICTIONS.pth is maskrcnn-benchmark's ``predictions.pth`` (a pickled list of BoxList, read
 without maskrcnn-benchmark by a restricted unpickler) or this project's split-wide file. SPLIT
 (train, trainval, test271, valid, train_testdev_ot, train_all) is resolved with ``dmm.data``
@@ -24,7 +28,7 @@ import torch
 from dmm.cli import run
 from dmm.config import get_cfg_defaults
 from dmm.data import YouTubeVOS, frame_index
-from dmm.proposals.reduce import load_split_predictions, output_dir, reduce_by_videos
+from dmm.proposals.reduce import load_split_predictions, output_dir, parse_topk, reduce_by_videos
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("predictions", help="split-wide predictions file")
     parser.add_argument("split", help="split name of the predictions")
-    parser.add_argument("topk", type=int, help="proposals kept per frame (best scores)")
+    parser.add_argument("topk", type=parse_topk,
+                        help="proposals kept per frame: a number (the best-scored) or 'all' (as stored)")
     parser.add_argument("--root", default=cfg.DATA.ROOT, help="YouTube-VOS root")
     parser.add_argument("--split-dir", default=cfg.DATA.SPLIT_DIR, help="split meta folder")
     parser.add_argument("--out", default=None,
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     written = reduce_by_videos(frames, index, out, args.topk, overwrite=args.overwrite,
                                mask_dtype=torch.float16 if args.half else None,
                                source=str(args.predictions))
-    print(f"wrote {len(index)} videos ({len(frames)} frames, top {args.topk}) to {written}")
+    kept = "all proposals" if args.topk is None else f"top {args.topk}"
+    print(f"wrote {len(index)} videos ({len(frames)} frames, {kept}) to {written}")
     return 0
 
 

@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from dmm.config import get_cfg_defaults, load_config, save_config, validate_config
+from dmm.config import (CHOICES, MATCHING_IMPLEMENTATIONS, config_value, flatten_config, get_cfg_defaults, load_config,
+                        save_config, set_config_value, validate_config)
 from dmm.errors import ConfigError, MissingInputError
 
 
@@ -76,3 +77,94 @@ def test_validate_config_accepts_every_package_config():
     validate_config(get_cfg_defaults())
     for name in ("train", "eval", "online", "eval_testdev", "synthetic"):
         validate_config(load_config(name))
+
+
+@pytest.mark.parametrize("key, allowed", sorted(CHOICES.items()))
+def test_an_unknown_choice_is_named_with_its_allowed_values(key, allowed):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [key, "no_such_choice"])
+    assert str(err.value) == (f"config key {key} = 'no_such_choice' is not a choice: it must be one of "
+                              f"{', '.join(allowed)}")
+    for value in allowed:  # every allowed value is accepted (with a matching implementation that runs it)
+        pair = ["MATCHING.IMPLEMENTATION", MATCHING_IMPLEMENTATIONS[value][0]] if key == "MATCHING.METHOD" else []
+        assert config_value(load_config(None, [key, value, *pair]), key) == value
+
+
+def test_a_choice_from_a_config_file_is_checked_too(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("MODEL:\n  ROI_POOL: fastest\n")
+    with pytest.raises(ConfigError, match=r"MODEL\.ROI_POOL = 'fastest' is not a choice: it must be one of "
+                                          r"auto, separable, torchvision$"):
+        load_config(path)
+
+
+def test_choice_table_covers_every_string_key_with_a_fixed_set_of_values():
+    """A string key is either a choice (CHOICES) or free text: paths, split names, the device."""
+    free = {"OUTPUT_DIR", "DEVICE", "DATA.ROOT", "DATA.SPLIT_DIR", "DATA.TRAIN_SPLIT", "DATA.EVAL_SPLIT", "DATA.LMDB",
+            "PROPOSALS.TRAIN_DIR", "PROPOSALS.EVAL_DIR", "MODEL.PRETRAINED", "MODEL.WEIGHTS_DIR", "TEST.CHECKPOINT",
+            "TEST.OUTPUT_DIR"}
+    strings = {k for k, v in flatten_config(get_cfg_defaults()).items() if isinstance(v, str)}
+    assert strings - free == set(CHOICES)
+    assert all(config_value(get_cfg_defaults(), key) in allowed for key, allowed in CHOICES.items())
+
+
+@pytest.mark.parametrize("value", ["cpu", "cuda", "cuda:1", "auto"])
+def test_device_values(value):
+    assert load_config(None, ["DEVICE", value]).DEVICE == value
+
+
+def test_an_unknown_device_is_named_with_the_allowed_forms():
+    with pytest.raises(ConfigError, match=r"DEVICE = 'gpu0' is impossible: it must be auto, cpu, cuda or cuda:<index>"):
+        load_config(None, ["DEVICE", "gpu0"])
+
+
+@pytest.mark.parametrize("key, value, shown", [
+    ("SOLVER.BACKBONE_LR", "1e39", "1e+39"), ("SOLVER.NECK_LR", "1e999", "inf"), ("MATCHING.LR", "-1e999", "-inf"),
+    ("LOSS.MATCH_WEIGHT", "3.5e38", "3.5e+38"), ("DATA.MEAN", "[0.5, 1e40, 0.5]", "[0.5, 1e+40, 0.5]"),
+])
+def test_floats_beyond_float32_name_the_key_and_value(key, value, shown):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [key, value])
+    assert str(err.value) == (f"config key {key} = {shown} is impossible: it must be finite and within float32's "
+                              f"range (|x| <= 3.4028234663852886e+38)")
+
+
+def test_nan_and_inf_in_a_config_file_name_the_key(tmp_path):
+    path = tmp_path / "run.yaml"
+    for text, key in (("SOLVER:\n  WEIGHT_DECAY: .nan\n", "SOLVER.WEIGHT_DECAY"), ("LOSS:\n  MATCHED_IOU_WEIGHT: -.inf\n",
+                                                                                   "LOSS.MATCHED_IOU_WEIGHT")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=rf"{key.replace('.', '[.]')} = .* must be finite"):
+            load_config(path)
+    assert load_config(None, ["SOLVER.BACKBONE_LR", "3.4028234663852886e38"]).SOLVER.BACKBONE_LR == 3.4028234663852886e38
+
+
+def test_a_config_saved_with_solver_amp_still_loads(tmp_path):
+    """MODEL.AMP is the one autocast switch; run configs saved with SOLVER.AMP (resumed runs read
+    them) load: False is dropped, True turns MODEL.AMP on."""
+    saved = get_cfg_defaults()
+    text = yaml.safe_load(saved.dump())
+    assert "AMP" not in text["SOLVER"]
+    path = tmp_path / "config.yaml"
+    for old, model_amp, expected in ((False, False, False), (True, False, True), (False, True, True)):
+        text["SOLVER"]["AMP"] = old
+        text["MODEL"]["AMP"] = model_amp
+        path.write_text(yaml.safe_dump(text))
+        assert load_config(path).MODEL.AMP is expected
+    assert load_config(None, ["SOLVER.AMP", "True"]).MODEL.AMP is True
+    assert load_config(None, ["SOLVER.AMP", "False"]) == load_config()
+    with pytest.raises(ConfigError, match="SOLVER.AMP = 'maybe' must be True or False"):
+        load_config(None, ["SOLVER.AMP", "maybe"])
+
+
+def test_dotted_keys_read_and_set():
+    cfg = get_cfg_defaults()
+    assert config_value(cfg, "SOLVER.EPOCHS") == 15 and config_value(cfg, "MODEL") is cfg.MODEL
+    set_config_value(cfg, "SOLVER.EPOCHS", 3)
+    assert cfg.SOLVER.EPOCHS == 3
+    for key in ("SOLVER.NO_SUCH_KEY", "NOPE.EPOCHS", "SOLVER.EPOCHS.DEEPER"):
+        with pytest.raises(ConfigError, match=f"unknown config key {key}"):
+            config_value(cfg, key)
+    cfg.freeze()
+    with pytest.raises(AttributeError):
+        set_config_value(cfg, "SOLVER.EPOCHS", 4)

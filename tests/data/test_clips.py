@@ -9,7 +9,7 @@ from dmm.data import YouTubeVOS
 from dmm.data.clips import ClipDataset, collate_clips, short_side
 from dmm.data.transforms import AffineParams, affine_source_index, sample_affine, warp_nearest
 from dmm.proposals.ops import prepare_training_proposals
-from dmm.structures import Proposals
+from dmm.structures import Proposals, SlotRule
 
 from .data_writers import box_mask, meta_from_masks, write_video
 
@@ -17,7 +17,7 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def make(reader, **kw):
-    args = dict(length_clip=3, max_objects=5, input_size=(40, 64), mean=MEAN, std=STD,
+    args = dict(length_clip=3, slots=SlotRule("legacy", 5), input_size=(40, 64), mean=MEAN, std=STD,
                 random_frame_prob=0.5, augment=AffineParams(), hflip_prob=0.5, seed=0)
     args.update(kw)
     return ClipDataset(reader, **args)
@@ -73,7 +73,7 @@ def test_legacy_slots_by_id_and_meta_sample_weights(small_train):
 
 def test_all_rule_takes_the_first_frames_objects(synthetic_root):
     reader = YouTubeVOS(synthetic_root, "train_all")
-    ds = make(reader, objects="all", max_objects=2, augment=None, hflip_prob=0.0)
+    ds = make(reader, slots=SlotRule("all", 2), augment=None, hflip_prob=0.0)
     seen = set()
     for epoch in range(6):
         ds.set_epoch(epoch)

@@ -7,16 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from dmm.data import build_reader
+from dmm.data import YouTubeVOS, build_reader
 from dmm.engine.baselines import build_baseline, hungarian_step, mask_iou
-from dmm.engine.inference import (FrameResult, ResultWriter, compose_labels, plan_objects, provenance,
-                                  segment_videos)
+from dmm.engine.labels import compose_labels
+from dmm.engine.inference import FrameResult
+from dmm.engine.results import ResultWriter, provenance, segment_videos
 from dmm.engine.proposal_source import ProposalSource
 from dmm.engine.tracker import DMMTracker
 from dmm.errors import InputError
 from dmm.model.dmmnet import DMMNet
 from dmm.proposals.store import ProposalStore
-from dmm.structures import ObjectInfo, VideoInfo
+from dmm.structures import ObjectInfo, SlotRule, VideoInfo
 
 from .conftest import small_config
 
@@ -107,7 +108,7 @@ def test_2019_rule_tracks_the_first_annotated_frames_objects_only(valid_copy, sy
     segment(DMMTracker(DMMNet.from_config(cfg).eval()), cfg, reader, out)
     for video in reader.videos:
         info = reader.info(video)
-        plan = plan_objects(info, "legacy", cfg.DATA.MAX_OBJECTS)
+        plan = SlotRule("legacy", cfg.DATA.MAX_OBJECTS).plan(info)
         start = min(o.first_index for o in info.objects.values())
         tracked = {o.id for o in info.objects.values() if o.first_index == start and o.id <= 5}
         assert set(plan.starts) == ({start} if tracked else set())
@@ -119,7 +120,7 @@ def test_2019_rule_tracks_the_first_annotated_frames_objects_only(valid_copy, sy
                 assert not labels.any()
         assert seen <= {0} | set(range(1, max(tracked, default=0) + 1)), video
     # the relabelled video has ids 3, 7, 9, ...: only 3 (<= 5) can be tracked
-    assert plan_objects(reader.info(relabelled), "legacy", 5).slot_ids == (1, 2, 3)
+    assert SlotRule("legacy", 5).plan(reader.info(relabelled)).slot_ids == (1, 2, 3)
 
 
 def test_object_plans():
@@ -127,13 +128,13 @@ def test_object_plans():
     info = VideoInfo("v", frames, {
         2: ObjectInfo(2, frames[1], 1), 3: ObjectInfo(3, frames[1], 1), 6: ObjectInfo(6, frames[1], 1),
         9: ObjectInfo(9, frames[4], 4)})
-    p2019 = plan_objects(info, "legacy", max_objects=5)
+    p2019 = SlotRule("legacy", 5).plan(info)
     assert p2019.slot_ids == (1, 2, 3) and p2019.starts == {1: (1, 2)}  # id 6 > 5 and the late id 9 are dropped
-    pall = plan_objects(info, "all")
+    pall = SlotRule("all").plan(info)
     assert pall.slot_ids == (2, 3, 6, 9) and pall.starts == {1: (0, 1, 2), 4: (3,)}
-    assert plan_objects(VideoInfo("e", frames, {}), "legacy").slot_ids == ()
+    assert SlotRule("legacy").plan(VideoInfo("e", frames, {})).slot_ids == ()
     with pytest.raises(ValueError, match="MODEL.OBJECTS"):
-        plan_objects(info, "some")
+        SlotRule("some")
 
 
 def test_batched_inference_equals_one_video_at_a_time(synthetic_root, synthetic_proposals, tmp_path):
@@ -229,3 +230,24 @@ def test_results_of_another_producer_are_refused_or_redone(synthetic_root, synth
     assert sorted(segment(build_baseline("iou_hungarian"), cfg, reader, out, source=other, on_mismatch="redo")) \
         == reader.videos
     assert json.loads((tmp_path / "merged.source.json").read_text()) == other
+
+
+def test_trainval_videos_start_where_the_2019_evaluator_started_them(tmp_path):
+    """On trainval 2019 started a video at the first frame its meta lists for the object listed
+    first (here id 1, at frame 00005), not at the earliest frame holding an object (00000: id 2)."""
+    from ..data.data_writers import box_mask, write_video
+
+    frames = {f"{5 * k:05d}": box_mask((24, 32), {2: (2, 2, 10, 12), **({1: (12, 14, 20, 28)} if k else {})})
+              for k in range(4)}
+    write_video(tmp_path / "train", "v0", frames)
+    listing = {"1": {"category": "a", "frames": sorted(frames)[1:]}, "2": {"category": "b", "frames": sorted(frames)}}
+    split_dir = tmp_path / "splits"
+    split_dir.mkdir()
+    (split_dir / "val200_meta.json").write_text(json.dumps({"videos": {"v0": {"objects": listing}}}))
+    info = YouTubeVOS(tmp_path, "trainval", split_dir=split_dir).info("v0")
+    assert info.start == "00005" and info.objects[2].first_frame == "00000"
+    plan = SlotRule("legacy", 5).plan(info)
+    assert plan.slot_ids == (1, 2) and plan.starts == {1: (0, 1)}  # both objects are present at 00005
+    assert SlotRule("all").plan(info).starts == {0: (1,), 1: (0,)}  # the option keeps first appearances
+    (split_dir / "train3k_meta.json").write_text(json.dumps({"videos": {"v0": {"objects": listing}}}))
+    assert YouTubeVOS(tmp_path, "train", split_dir=split_dir).info("v0").start is None  # only trainval

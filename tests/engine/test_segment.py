@@ -8,7 +8,7 @@ from PIL import Image
 
 from dmm.config import load_config
 from dmm.data import build_reader
-from dmm.model.checkpoint import save_checkpoint
+from dmm.checkpointing import save_checkpoint
 from dmm.model.dmmnet import DMMNet
 from dmm.cli import run
 from dmm.segment import main

@@ -1,15 +1,7 @@
 import pytest
 import torch
 
-from ..shared_reference import missing_reason
-from .golden import GOLDEN_DIR, golden_model
-
-
-@pytest.fixture(scope="package", autouse=True)
-def golden_present():
-    """Every test here compares against the fixtures: skip them all where they are not."""
-    if GOLDEN_DIR is None:
-        pytest.skip(missing_reason("golden"))
+from .golden import golden_model
 
 
 @pytest.fixture(scope="package", autouse=True)

@@ -1,8 +1,18 @@
-"""The golden fixtures of the 2019 code (``shared/reference/golden``, see its README) and the
-deterministic weights they use."""
+"""The golden fixtures of the 2019 code (``tests/faithfulness/golden/``, see its README.md) and
+the deterministic weights they use.
+
+The fixtures live in the repository. ``golden/MANIFEST.json`` records each file's size and
+SHA-256; :func:`load` checks a file against it before reading it, so a damaged or replaced
+fixture fails loudly instead of silently moving the numbers. ``python -m
+tests.faithfulness.golden --write-manifest`` (from the repository root) rewrites the manifest
+after a fixture is added or regenerated.
+"""
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -10,19 +20,61 @@ from pathlib import Path
 import torch
 
 from dmm.config import load_config
-from dmm.model.checkpoint import load_weights
+from dmm.checkpointing import load_weights
 from dmm.model.dmmnet import DMMNet
 
-from ..shared_reference import reference_path
-
-GOLDEN_DIR = reference_path("golden")  # None: not on this machine, the tests here skip
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+MANIFEST = GOLDEN_DIR / "MANIFEST.json"
 INPUT_SIZE = (127, 224)
+
+
+class FixtureError(RuntimeError):
+    """A fixture file that is missing or does not match its manifest entry."""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def fixture_path(name: str) -> Path:
+    """``golden/<name>.pt``, checked against the manifest (size and SHA-256)."""
+    path = GOLDEN_DIR / f"{name}.pt"
+    entries = json.loads(MANIFEST.read_text())["files"]
+    entry = entries.get(path.name)
+    if entry is None:
+        raise FixtureError(f"{path.name} is not listed in {MANIFEST} (listed: {sorted(entries)})")
+    if not path.is_file():
+        raise FixtureError(f"golden fixture {path} is missing (git checkout should have it)")
+    if path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
+        raise FixtureError(f"golden fixture {path} does not match {MANIFEST}: size {path.stat().st_size} "
+                           f"(manifest {entry['bytes']}); a damaged checkout or an unrecorded regeneration")
+    return path
 
 
 @lru_cache(maxsize=None)
 def load(name: str) -> dict:
-    """``eval``, ``train`` or ``resize``: the fixture's contents (cached; do not modify them)."""
-    return torch.load(GOLDEN_DIR / f"{name}.pt", weights_only=True)
+    """``eval``, ``train``, ``resize``, ``propnet`` or ``metric2019``: the fixture's contents
+    (checked against the manifest; cached, do not modify them)."""
+    return torch.load(fixture_path(name), weights_only=True)
+
+
+def write_manifest() -> None:
+    """Rewrite ``golden/MANIFEST.json`` from the ``*.pt`` files present, keeping each entry's
+    recorded origin."""
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    old = manifest.get("files", {})
+    files = {}
+    for path in sorted(GOLDEN_DIR.glob("*.pt")):
+        entry = dict(old.get(path.name, {}))
+        entry.update(bytes=path.stat().st_size, sha256=sha256(path))
+        files[path.name] = entry
+    manifest["files"] = files
+    MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def golden_state_dict(reference: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -55,9 +107,18 @@ def golden_state_dict(reference: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def golden_config(*opts: str):
-    """The fixtures' settings: ResNet-50, 127x224 input, the 2019 defaults otherwise."""
+    """The fixtures' settings: ResNet-50, 127x224 input, the 2019 defaults otherwise, except the
+    proposals' order after NMS.
+
+    The fixtures were made with a stand-in for maskrcnn-benchmark's NMS that returns the
+    survivors by decreasing score (their ``keep`` lists), where the real kernel the 2019 code
+    ran returns them in ascending index order (``PROPOSALS.KEEP_ORDER stored``, the default;
+    ``proposals.ops``). The fixtures' raw proposals are not sorted by score, so the two orders
+    permute the matching layer's columns there; the tests take the fixtures' order (``score``).
+    """
     return load_config(None, ["MODEL.BACKBONE", "resnet50", "MODEL.PRETRAINED", "none",
-                              "DATA.INPUT_H", str(INPUT_SIZE[0]), "DATA.INPUT_W", str(INPUT_SIZE[1]), *opts])
+                              "DATA.INPUT_H", str(INPUT_SIZE[0]), "DATA.INPUT_W", str(INPUT_SIZE[1]),
+                              "PROPOSALS.KEEP_ORDER", "score", *opts])
 
 
 def golden_model(directory: Path, *opts: str) -> DMMNet:
@@ -102,3 +163,11 @@ class StopSteps:
     def install(self, monkeypatch) -> "StopSteps":
         monkeypatch.setattr(self.matching, "relax_problem", self)
         return self
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="golden fixture manifest")
+    parser.add_argument("--write-manifest", action="store_true", help="rewrite golden/MANIFEST.json")
+    if parser.parse_args().write_manifest:
+        write_manifest()
+        print(f"wrote {MANIFEST}")

@@ -1,4 +1,4 @@
-"""The evaluation path against the 2019 evaluator's own numbers (``shared/reference/golden/eval.pt``).
+"""The evaluation path against the 2019 evaluator's own numbers (``tests/faithfulness/golden/eval.pt``).
 
 Stages are fed the fixture's own inputs where the previous stage is thresholded, so one flipped
 pixel does not cascade; then the whole policy runs end to end through ``propagate``.
@@ -11,10 +11,10 @@ from dmm.data.frames import FrameInput
 from dmm.engine.inference import propagate
 from dmm.engine.tracker import DMMTracker
 from dmm.model.cost import cosine_similarity, mask_iou, similarity
-from dmm.model.dmmnet import match_rows, pad_proposals
+from dmm.model.dmmnet import pad_proposals
 from dmm.model.matching import greedy_start, keep_assignment, matched_masks, relax
 from dmm.proposals.ops import prepare_for_matching
-from dmm.structures import ObjectInfo, Proposals, VideoInfo
+from dmm.structures import ObjectInfo, Proposals, SlotRule, VideoInfo
 
 from .golden import INPUT_SIZE, StopSteps, golden_config, golden_model, golden_state_dict, load
 
@@ -67,11 +67,22 @@ def test_encoder_maps(model, e):
 
 @pytest.mark.parametrize("b,t", PROBLEMS)
 def test_proposals_pasted_reboxed_and_filtered(e, b, t):
-    got = prepare_for_matching(raw_proposals(e, b, t), INPUT_SIZE, threshold=0.4, nms_iou=0.4, topk=50)
+    got = prepare_for_matching(raw_proposals(e, b, t), INPUT_SIZE, threshold=0.4, nms_iou=0.4, topk=50,
+                               order="score")
     want = e["proposals"][b][t]
     assert torch.equal(got.boxes, want["boxes"])
     assert torch.equal(got.scores, want["scores"])
     torch.testing.assert_close(got.masks, want["masks"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("b,t", PROBLEMS)
+def test_stored_order_keeps_the_same_proposals_in_index_order(e, b, t):
+    """The 2019 kernel's order (the default): the same survivors, in the raw list's order."""
+    got = prepare_for_matching(raw_proposals(e, b, t), INPUT_SIZE, threshold=0.4, nms_iou=0.4, topk=50)
+    want = e["proposals"][b][t]
+    order = torch.argsort(want["keep"])
+    assert torch.equal(got.boxes, want["boxes"][order])
+    assert torch.equal(got.scores, want["scores"][order])
 
 
 def test_template_and_proposal_features(model, e):
@@ -168,8 +179,8 @@ def test_decoder_on_the_fixture_inputs(golden_weights_dir, e, shared_gates):
 
 def test_first_k_rows_equal_valid_rows_for_a_prefix():
     valid = torch.tensor([[True, True, False], [True, False, False]])
-    assert torch.equal(match_rows(valid, "first_k"), valid)
-    assert match_rows(torch.tensor([[False, True, True]]), "first_k").tolist() == [[True, True, False]]
+    assert torch.equal(SlotRule("legacy").rows(valid), valid)
+    assert SlotRule("legacy").rows(torch.tensor([[False, True, True]])).tolist() == [[True, True, False]]
 
 
 class RecordingTracker(DMMTracker):

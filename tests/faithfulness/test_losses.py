@@ -1,4 +1,4 @@
-"""The loss functions against the 2019 trainer's per-frame terms (``shared/reference/golden/train.pt``,
+"""The loss functions against the 2019 trainer's per-frame terms (``tests/faithfulness/golden/train.pt``,
 variant ``gt``).
 
 Each term is computed from the fixture's own quantities (cosines, kept assignments, proposals,

@@ -1,4 +1,4 @@
-"""Frame and annotation resizing against the 2019 data loader (``shared/reference/golden/resize.pt``)."""
+"""Frame and annotation resizing against the 2019 data loader (``tests/faithfulness/golden/resize.pt``)."""
 
 import numpy as np
 import torch

@@ -1,4 +1,4 @@
-"""One training batch against the 2019 trainer (``shared/reference/golden/train.pt``): per-frame loss
+"""One training batch against the 2019 trainer (``tests/faithfulness/golden/train.pt``): per-frame loss
 terms, the total, and the gradients of the backward pass, for ground-truth and own-prediction feedback."""
 
 import pytest
@@ -36,14 +36,15 @@ def run_clip(model, tr, feed_own):
     """The fixture batch through ClipLoss (train mode), recording every frame's step output."""
     cfg = golden_config("DATA.AUGMENT", "False")
     steps = []
-    real_step = model.step
 
-    def recording(*args, **kwargs):
-        out = real_step(*args, **kwargs)
-        steps.append(out)
-        return out
+    def recording(method):
+        def record(*args, **kwargs):
+            out, state = method(*args, **kwargs)
+            steps.append(out)
+            return out, state
+        return record
 
-    model.step = recording
+    model.start, model.step = recording(model.start), recording(model.step)
     try:
         model.train()
         images, masks = tr["images"], slot_masks(tr["labels"])
@@ -51,7 +52,7 @@ def run_clip(model, tr, feed_own):
         losses = ClipLoss(model, cfg)(images, masks, tr["sw"], proposals, torch.zeros(2, dtype=torch.bool),
                                       torch.eye(3).expand(2, 3, 3, 3), feed_own)
     finally:
-        del model.step
+        del model.start, model.step
     return losses, steps, masks
 
 

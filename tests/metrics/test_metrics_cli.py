@@ -134,10 +134,12 @@ def test_full_eval_script(dataset: Path, tmp_path: Path):
     env = dict(os.environ, GT_DIR=str(dataset / "gt"), SPLIT_META=str(dataset / "meta.json"),
                OUT_DIR=str(tmp_path / "metrics"), PYTHON=sys.executable)
     script = str(REPO / "scripts" / "metric" / "full_eval.sh")
-    done = subprocess.run(["sh", script, str(dataset / "erode1") + "/", "--processes", "1"],
+    # one protocol (without --protocol a train-annotation split also prints the 2019 code's row:
+    # tests/scripts/test_full_eval.py)
+    done = subprocess.run(["sh", script, str(dataset / "erode1") + "/", "--processes", "1", "--protocol", "youtubevos"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "| erode1" in done.stdout
+    assert "| erode1" in done.stdout and "protocol youtubevos" in done.stdout and "dmm2019" not in done.stdout
     assert set(json.loads((tmp_path / "metrics" / "summary.json").read_text())["videos"]) == {"vid0", "vid1"}
     assert (tmp_path / "metrics" / "per_video.csv").exists()
     env["GT_DIR"] = str(tmp_path / "nowhere")

@@ -20,7 +20,7 @@ def test_imagenet_weights_from_torchvision_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     source = models.resnet50(weights=None)
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-    torch.save(source.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth")
+    torch.save(source.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet50-0676ba61.pth")  # V1
     net = build_resnet("resnet50", "imagenet", tmp_path / "empty")
     assert torch.equal(net.layer4[2].conv3.weight, source.layer4[2].conv3.weight)
 

@@ -14,6 +14,7 @@ import torch
 
 from dmm.model import DMMNet
 from dmm.model.matching import relax
+from dmm.structures import TrackState
 
 from .model_helpers import small_cfg
 from .test_dmmnet import proposals_from, scene
@@ -63,9 +64,10 @@ def test_step_parts_agree_within_float_tolerance(training):
     templates = model.template_features(feats_cpu, masks)
     torch.testing.assert_close(gpu_model.template_features(feats_gpu, masks.cuda()).cpu(), templates,
                                rtol=1e-4, atol=1e-4)
-    out = model.step(feats_cpu, templates, proposals, masks, masks, masks, valid)
-    gpu_out = gpu_model.step(feats_gpu, templates.cuda(), [p.to("cuda") for p in proposals], masks.cuda(),
-                             masks.cuda(), masks.cuda(), valid.cuda())
+    out, _ = model.step(feats_cpu, proposals, TrackState(valid, masks, masks, templates, iou=masks))
+    gpu = masks.cuda()
+    gpu_out, _ = gpu_model.step(feats_gpu, [p.to("cuda") for p in proposals],
+                                TrackState(valid.cuda(), gpu, gpu, templates.cuda(), iou=gpu))
     torch.testing.assert_close(gpu_out.cosine.cpu(), out.cosine, rtol=1e-4, atol=1e-4)
     # the decoder fed the same matched masks on both devices
     refined, _ = gpu_model.decoder(feats_gpu.skips, [masks.cuda(), masks.cuda(), out.matched.cuda()], out.run.cuda())

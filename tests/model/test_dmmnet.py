@@ -4,9 +4,8 @@ import torch
 from dmm.boxes import mask_boxes
 from dmm.config import get_cfg_defaults
 from dmm.model import weighted_total
-from dmm.model.dmmnet import match_rows
 from dmm.model.roi_features import roi_features
-from dmm.structures import Proposals
+from dmm.structures import Proposals, SlotRule, TrackState
 
 H, W = 64, 96
 
@@ -31,13 +30,18 @@ def proposals_from(masks: torch.Tensor, extra: int, seed: int = 0) -> Proposals:
     return Proposals(mask_boxes(pm, 0.4), torch.rand(len(pm), generator=g), pm, (H, W), "full")
 
 
+def state_of(masks: torch.Tensor, valid: torch.Tensor, templates: torch.Tensor, memory=None) -> TrackState:
+    """The objects given by ``masks`` as previous, reference and IoU masks."""
+    return TrackState(valid, masks, masks, templates, memory, iou=masks)
+
+
 def run_step(model, proposals=None, memory=None):
     images, masks, valid = scene()
     feats = model.encode(images)
     templates = model.template_features(feats, masks)
     if proposals is None:
         proposals = [proposals_from(masks[0, :2], 4), proposals_from(masks[1], 0)]
-    return model.step(feats, templates, proposals, masks, masks, masks, valid, memory), valid
+    return model.step(feats, proposals, state_of(masks, valid, templates, memory))[0], valid
 
 
 def test_encode_shapes(small_model):
@@ -126,12 +130,13 @@ def test_first_k_rows_zero_invalid_templates_and_drop_their_outputs(small_model)
     images, masks, _ = scene()
     images, masks = images[:1], masks[:1]
     valid = torch.tensor([[False, True, True]])  # slot 0 absent: not a prefix
-    assert match_rows(valid, "first_k").tolist() == [[True, True, False]]
-    assert match_rows(valid, "valid").tolist() == valid.tolist()
+    assert SlotRule("legacy").rows(valid).tolist() == [[True, True, False]]
+    assert SlotRule("all").rows(valid).tolist() == valid.tolist()
+    assert small_model.slots == SlotRule("legacy")
     with torch.no_grad():
         feats = small_model.encode(images)
         templates = small_model.template_features(feats, masks)
-        out = small_model.step(feats, templates, [proposals_from(masks[0], 2)], masks, masks, masks, valid)
+        out, _ = small_model.step(feats, [proposals_from(masks[0], 2)], state_of(masks, valid, templates))
     assert out.rows.tolist() == [[True, True, False]] and out.run.tolist() == [[True, True, False]]
     assert torch.all(out.cosine[0, 0] == 0)  # the zeroed template of slot 0
     assert torch.all(out.matched[0, 0] == 0) and torch.all(out.matched[0, 2] == 0)  # slot 2 dropped

@@ -3,7 +3,8 @@ import itertools
 import pytest
 import torch
 
-from dmm.config import get_cfg_defaults
+from dmm.config import MATCHING_IMPLEMENTATIONS, get_cfg_defaults, load_config
+from dmm.errors import ConfigError
 from dmm.model.matching import (build_matcher, greedy_start, hungarian_matching, keep_assignment, matched_masks,
                                 relax, relaxed_matching, sinkhorn_matching)
 
@@ -133,10 +134,17 @@ def test_sinkhorn_marginals_and_gradients():
     assert torch.isfinite(cost.grad).all()
 
 
-@pytest.mark.parametrize("method", ["dykstra", "hungarian", "sinkhorn"])
-def test_build_matcher_methods(method):
-    cfg = get_cfg_defaults().MATCHING
-    cfg.METHOD = method
+VALID_PAIRS = [(m, i) for m, impls in MATCHING_IMPLEMENTATIONS.items() for i in impls]
+
+
+def test_five_method_implementation_pairs():
+    assert sorted(VALID_PAIRS) == [("dykstra", "batched"), ("dykstra", "exact"), ("dykstra", "triton"),
+                                   ("hungarian", "exact"), ("sinkhorn", "batched")]
+
+
+@pytest.mark.parametrize("method, implementation", VALID_PAIRS)
+def test_build_matcher_runs_every_valid_pair(method, implementation):
+    cfg = load_config(None, ["MATCHING.METHOD", method, "MATCHING.IMPLEMENTATION", implementation]).MATCHING
     matcher = build_matcher(cfg)
     cost, valid, _ = random_batch(8, 5, max_n=3, max_m=9)
     for training in (True, False):
@@ -144,15 +152,33 @@ def test_build_matcher_methods(method):
         assert out.shape == cost.shape and torch.all(out[~valid] == 0)
 
 
+@pytest.mark.parametrize("method, implementation", sorted(
+    set(itertools.product(MATCHING_IMPLEMENTATIONS, MATCHING_IMPLEMENTATIONS["dykstra"])) - set(VALID_PAIRS)))
+def test_invalid_pairs_are_config_errors_naming_the_valid_pairs(method, implementation):
+    opts = ["MATCHING.METHOD", method, "MATCHING.IMPLEMENTATION", implementation]
+    with pytest.raises(ConfigError) as err:
+        load_config(None, opts)
+    message = str(err.value)
+    assert f"MATCHING.METHOD = {method!r}" in message and f"MATCHING.IMPLEMENTATION = {implementation!r}" in message
+    assert message.endswith("dykstra x exact, dykstra x batched, dykstra x triton, hungarian x exact, "
+                            "sinkhorn x batched")
+    cfg = get_cfg_defaults().MATCHING  # built without load_config: refused all the same
+    cfg.METHOD, cfg.IMPLEMENTATION = method, implementation
+    with pytest.raises(ConfigError, match="valid pairs"):
+        build_matcher(cfg)
+
+
 def test_build_matcher_rejects_unknown_method_and_implementation():
     cfg = get_cfg_defaults().MATCHING
     cfg.METHOD = "auction"
-    with pytest.raises(ValueError, match="auction"):
+    with pytest.raises(ConfigError, match="MATCHING.METHOD = 'auction'.*dykstra, hungarian, sinkhorn"):
         build_matcher(cfg)
     cfg = get_cfg_defaults().MATCHING
     cfg.IMPLEMENTATION = "magic"
-    with pytest.raises(ValueError, match="magic"):
+    with pytest.raises(ConfigError, match="MATCHING.IMPLEMENTATION = 'magic'.*exact, batched, triton"):
         build_matcher(cfg)
+    with pytest.raises(ConfigError, match="magic"):
+        relax(*random_batch(8, 2)[:2], 10, 5, 0.1, "magic")
 
 
 def test_2019_iterations_train_10x5_eval_40x5():

@@ -59,7 +59,7 @@ import sys
 import torch
 from dmm.model.matching_triton import relax_triton
 cost, valid, grad, iterations, lr, tied = torch.load(sys.argv[1])
-starts = relax_triton(tied, valid, 0, 1, lr)[0]  # no step: the start point itself
+starts = [relax_triton(c, valid, 0, 1, lr)[0] for c in (tied, cost)]  # no step: the start points
 results = []
 for it, pit in iterations:
     plain = relax_triton(cost, valid, it, pit, lr)
@@ -75,7 +75,7 @@ torch.save((results, starts), sys.argv[2])
 def interpreted(tmp_path_factory):
     """From the kernels in Triton's interpreter: (cost, valid, [((assignment, steps) without
     grad, the same with grad, grad of cost for :func:`upstream_gradient`) per ITERATIONS],
-    (the costs of :func:`tied_costs`, their start points))."""
+    (the costs of :func:`tied_costs`, [their start points, the start points of cost]))."""
     tmp = tmp_path_factory.mktemp("triton")
     cost, valid = small_batch()
     tied = tied_costs(valid)
@@ -106,10 +106,13 @@ def test_interpreted_kernel_equals_batched_torch(interpreted, index):
     assert (assignment[4, :3, :2] != 0).any()  # fewer proposals than templates still gets an answer
 
 
-def test_interpreted_kernel_start_point_equals_greedy_start_on_ties(interpreted):
-    _, valid, _, (tied, starts) = interpreted
-    assert torch.equal(starts, greedy_start(tied, valid))
-    assert starts[1, :2, :5].tolist() == [[1, 0, 0, 0, 0], [1, 0, 0, 0, 0]]  # row 1 is no column's cheapest
+def test_interpreted_kernel_start_point_is_bit_equal_to_greedy_start(interpreted):
+    """The kernel's start point (Triton code) is the torch greedy_start's, on ties and without."""
+    cost, valid, _, (tied, (tied_starts, starts)) = interpreted
+    assert torch.equal(tied_starts, greedy_start(tied, valid))
+    assert tied_starts[1, :2, :5].tolist() == [[1, 0, 0, 0, 0], [1, 0, 0, 0, 0]]  # row 1 is no column's cheapest
+    assert torch.equal(starts, greedy_start(cost, valid))
+    assert (starts[:, :, 1:] != 0).any()  # not every row takes column 0
 
 
 def test_interpreted_kernel_stops_early_somewhere(interpreted):

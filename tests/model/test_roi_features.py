@@ -34,7 +34,7 @@ def test_separable_pooling_equals_torchvision_roi_align_mean(aligned):
 
 def test_unknown_method_is_an_error():
     props = [torch.zeros(1, 2, 8, 8) for _ in PROP_SCALES]
-    with pytest.raises(ValueError, match="unknown MODEL.ROI_POOL"):
+    with pytest.raises(ValueError, match="MODEL.ROI_POOL = .bogus. is not a choice: it must be one of auto, separable, torchvision"):
         roi_features(props, [torch.zeros(1, 4)], method="bogus")
 
 

@@ -73,11 +73,15 @@ def test_filter_keeps_empty_masks_with_the_2019_box_nms_and_topk():
     m[3] = 0.39  # empty at 0.4: kept, boxed [0, 0, H, W] as the 2019 masker does
     m[4, 0:10, 5:15] = 0.8  # IoU with B = 50/140 < 0.4: kept
     scores = torch.tensor([0.8, 0.85, 0.7, 0.99, 0.3])
-    out = filter_for_matching(m, scores, threshold=0.4, nms_iou=0.4, topk=50)
+    out = filter_for_matching(m, scores, threshold=0.4, nms_iou=0.4, topk=50, order="score")
     assert out.scores.tolist() == torch.tensor([0.99, 0.85, 0.7, 0.3]).tolist()
     assert out.boxes.tolist() == [[0, 0, 20, 20], [1, 0, 9, 9], [12, 12, 19, 19], [5, 0, 14, 9]]
     assert out.mask_mode == "full" and out.image_size == (20, 20)
-    assert len(filter_for_matching(m, scores, topk=2)) == 2
+    # the 2019 kernel's order (the default): the same survivors in their stored order, cut after 2
+    stored = filter_for_matching(m, scores, threshold=0.4, nms_iou=0.4, topk=50)
+    assert stored.scores.tolist() == torch.tensor([0.85, 0.7, 0.99, 0.3]).tolist()
+    assert filter_for_matching(m, scores, topk=2).scores.tolist() == torch.tensor([0.85, 0.7]).tolist()
+    assert filter_for_matching(m, scores, topk=2, order="score").scores.tolist() == torch.tensor([0.99, 0.85]).tolist()
     # pixel-count IoU: two 1-pixel-wide columns side by side do not overlap
     m2 = torch.zeros(2, 5, 5)
     m2[0, :, 0] = 1
@@ -110,7 +114,10 @@ def test_prepare_batch_keeps_frames_apart_and_handles_empty():
         if len(b) > 1:
             iou = box_iou(b.boxes + torch.tensor([0, 0, 1, 1]), b.boxes + torch.tensor([0, 0, 1, 1]))
             assert (iou.triu(1) <= 0.4 + 1e-6).all()
-        assert (b.scores[:-1] >= b.scores[1:]).all()
+        stored_at = [p.scores.tolist().index(x) for x in b.scores.tolist()]
+        assert stored_at == sorted(stored_at)  # kept in the stored order (PROPOSALS.KEEP_ORDER stored)
+        by_score = prepare_for_matching(p, (32, 48), topk=5, order="score")
+        assert (by_score.scores[:-1] >= by_score.scores[1:]).all()
     assert len(prepare_for_matching(Proposals.empty((10, 10), "roi"), (8, 8))) == 0
 
 

@@ -115,3 +115,20 @@ def test_truncated_file_is_named(tmp_path):
         (tmp_path / "vid1.pth").write_bytes(data[:n])
         with pytest.raises(InputError, match=r"proposal file .*vid1\.pth is truncated"):
             ProposalStore(tmp_path).get("vid1", "00000")
+
+
+def test_a_file_with_fewer_frames_than_its_video_names_the_missing_frames(tmp_path):
+    frames = {f"{i:05d}": Proposals.empty((20, 30), "roi") for i in range(0, 30, 2)}
+    write_video_proposals(tmp_path / "vid1.pth", frames)
+    store = ProposalStore(tmp_path)
+    video = [f"{i:05d}" for i in range(30)]  # every frame; the file holds the even ones
+    with pytest.raises(InputError) as err:
+        store.check_frames("vid1", video)
+    message = str(err.value)
+    assert "vid1.pth" in message and "15 without proposals" in message
+    assert "'00001', '00003'" in message and "'00019' and 5 more" in message and "'00021'" not in message
+    with pytest.raises(InputError, match=r"vid1\.pth.*holds 15 frames but the video has 17: 2 without "
+                                         r"proposals: 'x15', 'x16'$"):
+        store.check_frames("vid1", [f"x{i:02d}" for i in range(17)], by_position=True)
+    store.check_frames("vid1", sorted(frames))
+    store.check_frames("vid1", [f"x{i:02d}" for i in range(15)], by_position=True)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from dmm.data import YouTubeVOS
@@ -92,3 +93,63 @@ def test_coco_instances_are_foreground_targets(tmp_path):
     assert image.shape == (3, 40, 60) and target["labels"].tolist() == [1]
     assert target["boxes"].tolist() == [[10, 10, 30, 30]]  # pixels 10..29, half-open
     assert target["masks"].shape == (1, 40, 60) and target["masks"].sum() > 300
+
+
+
+def test_the_training_view_of_a_maskrcnn_benchmark_net(synthetic_root):
+    from dmm.proposals.legacy_net import LegacyMaskRCNN
+    from dmm.proposals.legacy_net.training import (benchmark_checkpoint_state, load_benchmark_checkpoint_state,
+                                                   training_view)
+    from dmm.proposals.legacy_net.weights import benchmark_state_dict
+
+    torch.manual_seed(0)
+    net = LegacyMaskRCNN("legacy_r50_fpn", 2)
+    view = training_view(net, rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100,
+                         box_batch_size_per_image=64, **SMALL)
+    state = benchmark_checkpoint_state(view)
+    assert state.keys() == benchmark_state_dict(net).keys()  # maskrcnn-benchmark's names, anchors included
+    assert view.backbone.body is net.backbone.body and view.roi_heads.mask_predictor is net.roi_heads.mask_predictor
+    data = train_propnet.VideoInstanceFrames(YouTubeVOS(synthetic_root, "train_all"))
+    image, target = data[0]
+    view.train()
+    losses = view([image], [target])
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+    sum(losses.values()).backward()
+    assert net.backbone.body.layer1[0].conv1.weight.grad is None  # stem and layer1 frozen (FREEZE_CONV_BODY_AT 2)
+    assert net.backbone.body.layer4[0].conv1.weight.grad is not None
+    with torch.no_grad():
+        net.roi_heads.box_predictor.cls_score.bias.add_(1.0)
+    load_benchmark_checkpoint_state(view, state)  # back to the saved weights
+    assert torch.equal(net.roi_heads.box_predictor.cls_score.bias, state["roi_heads.box.predictor.cls_score.bias"])
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_a_maskrcnn_benchmark_checkpoint(synthetic_root, tmp_path):
+    from dmm.proposals.legacy_net import LegacyMaskRCNN
+    from dmm.proposals.legacy_net.weights import benchmark_state_dict
+    from dmm.proposals.model import load_propnet
+
+    torch.manual_seed(0)
+    coco = LegacyMaskRCNN("legacy_r50_fpn", 81)  # as a COCO checkpoint: new 2-class heads
+    start = benchmark_state_dict(coco)
+    torch.save({"model": {f"module.{k}": v for k, v in start.items()}}, tmp_path / "coco.pth")
+    fast = dict(rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=100, box_batch_size_per_image=64, **SMALL)
+    model, arch = train_propnet.binary_propnet(str(tmp_path / "coco.pth"), "auto", **fast)
+    assert arch == "legacy_r50_fpn" and model.roi_heads.box_predictor.cls_score.out_features == 2
+    frozen = model.backbone.body.layer1[0].conv1.weight
+    data = train_propnet.VideoInstanceFrames(YouTubeVOS(synthetic_root, "train_all"))
+    out = tmp_path / "propnet"
+    losses = train_propnet.train(model, data, out, arch, 2, batch_size=1, checkpoint_period=1, warmup=1,
+                                 progress=False)
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    saved = torch.load(out / "model_final.pth", weights_only=True)
+    assert saved["arch"] == "legacy_r50_fpn" and "backbone.body.stem.conv1.weight" in saved["model"]
+    assert torch.equal(saved["model"]["backbone.body.layer1.0.conv1.weight"], frozen)  # FREEZE_CONV_BODY_AT 2
+    for key, trained in (("backbone.body.layer1.0.conv1.weight", False), ("backbone.body.layer4.0.conv1.weight", True)):
+        assert torch.equal(saved["model"][key], start[key]) != trained, key
+    net = load_propnet(out / "model_final.pth")  # a maskrcnn-benchmark net again, for extraction
+    assert isinstance(net, LegacyMaskRCNN) and net.num_classes == 2
+    # a rerun resumes from the newest checkpoint (the training view reads maskrcnn-benchmark's names)
+    model2, _ = train_propnet.binary_propnet(str(tmp_path / "coco.pth"), "auto", **fast)
+    assert len(train_propnet.train(model2, data, out, arch, 3, batch_size=1, checkpoint_period=1, warmup=1,
+                                   progress=False)) == 1

@@ -133,6 +133,50 @@ def test_train_commands(train_data, tmp_path: Path):
     assert_failed(bad, "NGPUS must be a positive integer")
 
 
+def test_multi_machine_launch_lines(train_data, tmp_path: Path):
+    """Two machines: every machine runs the script with NNODES, its NODE_RANK and machine 0's
+    address (or a rendezvous endpoint); the variables reach torchrun."""
+    d = train_data
+    args = ("DATA.SPLIT_DIR", str(d["splits"]))
+    env = {**_train_env(d), "NGPUS": "2", "NNODES": "2", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29600"}
+    for rank in ("0", "1"):
+        proc = run(SCRIPTS[0], tmp_path, *args, NODE_RANK=rank, **env)
+        assert proc.returncode == 0, proc.stderr
+        assert (f"/torchrun --nnodes=2 --node_rank={rank} --master_addr=10.0.0.1 --master_port=29600 "
+                f"--nproc_per_node=2 -m dmm.train --config train DATA.SPLIT_DIR") in proc.stdout
+        assert f"machine {rank} of 2, 2 processes on the CPU" in proc.stdout
+    rdzv = run(SCRIPTS[0], tmp_path, *args, **{**env, "MASTER_ADDR": "", "RDZV_ENDPOINT": "head:29400", "RDZV_ID": "r7"})
+    assert rdzv.returncode == 0, rdzv.stderr
+    assert ("/torchrun --nnodes=2 --rdzv_backend=c10d --rdzv_endpoint=head:29400 --rdzv_id=r7 "
+            "--nproc_per_node=2 -m dmm.train") in rdzv.stdout
+    assert_failed(run(SCRIPTS[0], tmp_path, *args, **{**env, "MASTER_ADDR": ""}), "NNODES=2: set MASTER_ADDR")
+    assert_failed(run(SCRIPTS[0], tmp_path, *args, NODE_RANK="2", **env), "NODE_RANK must be 0 .. NNODES-1 (1)")
+    assert_failed(run(SCRIPTS[0], tmp_path, *args, **{**env, "NNODES": "x"}), "NNODES must be a positive integer")
+
+
+def test_two_machines_train_for_real_through_the_script(synthetic_root, tmp_path: Path):
+    """Two "machines" on this one (NNODES=2, one CPU process each, gloo) run the script's own launch
+    line and train one step together; machine 0 writes the checkpoint."""
+    from dmm.proposals.synthetic import generate as generate_proposals
+
+    props = tmp_path / "props"
+    generate_proposals(synthetic_root, "train", props / "train", seed=0, progress=False)
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("NGPUS", "DATA_ROOT", "MODEL", "CHECKPOINT", "DRY_RUN")}
+    env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", NGPUS="1", NNODES="2", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT="29547", CONFIG="synthetic", DATA_ROOT=str(synthetic_root),
+               TRAIN_PROPOSALS=str(props / "train"), OUTPUT_DIR=str(out))
+    args = ["DATA.INPUT_H", "64", "DATA.INPUT_W", "112", "SOLVER.BATCH_SIZE", "1", "SOLVER.BN_GROUPS", "2",
+            "SOLVER.MAX_ITERS", "1", "DATA.NUM_WORKERS", "0", "VAL.ENABLED", "False", "DEVICE", "cpu"]
+    procs = [subprocess.Popen([SH, str(REPO / SCRIPTS[0]), *args], cwd=tmp_path, env={**env, "NODE_RANK": rank},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in ("0", "1")]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (stdout, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stdout[-2000:] + stderr[-3000:]
+    assert "--nnodes=2 --node_rank=0 --master_addr=127.0.0.1" in outputs[0][0]
+    assert (out / "epo00_iter00001" / "trainer.pt").is_file()
+
+
 def test_online_checks_data_and_init(tmp_path: Path):
     root = tmp_path / "ytb"
     (root / "train_testdev_ot").mkdir(parents=True)

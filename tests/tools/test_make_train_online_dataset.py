@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -89,14 +90,24 @@ def test_the_2019_layout_cycles_the_first_appearance_frames(valid: Path, tmp_pat
     record = json.loads((out / "online_record.json").read_text())
     assert [r["source"] for r in record["videos"]["vid_a"]] == ["00000", "00010", "00000", "00010", "00000"]
     assert [r["source"] for r in record["videos"]["vid_b"]] == ["00000"] * 5
-    # plain copies: the same bytes as the source frame, no augmentation here
-    src = (valid / "JPEGImages/vid_a/00010.jpg").read_bytes()
-    assert (out / "JPEGImages/vid_a/00001.jpg").read_bytes() == src
+    # 2019 re-saved every image through PIL: a JPEG of PIL's default quality 75, not the source bytes
+    src = valid / "JPEGImages/vid_a/00010.jpg"
+    resaved = io.BytesIO()
+    Image.open(src).save(resaved, format="JPEG")
+    assert (out / "JPEGImages/vid_a/00001.jpg").read_bytes() == resaved.getvalue() != src.read_bytes()
     np.testing.assert_array_equal(reader.annotation("vid_a", "00003"), _png(valid / "Annotations/vid_a/00010.png"))
     # each object is listed in the copies of the frames its source meta lists (2019), visible there or not
     meta = json.loads((out / "meta.json").read_text())
     assert meta["videos"]["vid_a"]["objects"]["3"]["frames"] == [f"{i:05d}" for i in range(5)]
     assert meta["videos"]["vid_a"]["objects"]["7"]["frames"] == ["00001", "00003"]
+
+
+def test_copy_jpeg_keeps_the_source_bytes(valid: Path, tmp_path: Path):
+    out = tool.make_online_dataset(valid, tmp_path / "c" / "train_testdev_ot", frames=3, progress=False,
+                                   copy_jpeg=True)
+    src = (valid / "JPEGImages/vid_a/00010.jpg").read_bytes()
+    assert (out / "JPEGImages/vid_a/00001.jpg").read_bytes() == src
+    assert json.loads((out / "online_record.json").read_text())["images"] == "source bytes"
 
 
 def test_deterministic(valid: Path, tmp_path: Path):

@@ -56,10 +56,21 @@ _C.DATA.MIN_SHORT_SIDE = 3
 _C.PROPOSALS = CN()
 # Per-video proposal stores (one <video>.pth each) for the train and eval splits.
 _C.PROPOSALS.TRAIN_DIR = "experiments/proposals/coco81/inference/youtubevos_train3k_meta/videos_top50"
-_C.PROPOSALS.EVAL_DIR = "experiments/proposals/ytb_train/inference/youtubevos_val200_meta/videos_top50"
+# the evaluation proposals as 2019's evaluator read them: every proposal of the raw predictions.pth
+# (src/tools/reduce_pth_size_by_videos.py PREDICTIONS trainval all)
+_C.PROPOSALS.EVAL_DIR = "experiments/proposals/ytb_train/inference/youtubevos_val200_meta/videos_all"
 _C.PROPOSALS.MASK_THRESHOLD = 0.4
 _C.PROPOSALS.NMS_IOU = 0.4
 _C.PROPOSALS.TOPK = 50
+# Which TOPK of a frame's NMS survivors are matched, in which column order: "stored" (2019:
+# maskrcnn-benchmark's NMS returns survivors in ascending index order and the first TOPK are
+# kept, so a raw predictions.pth, stored in class then RPN order, keeps its first 50 survivors)
+# or "score" (the TOPK best-scored, by decreasing score). Equal on files sorted by score.
+_C.PROPOSALS.KEEP_ORDER = "stored"
+# A frame whose stored proposal list is empty, at inference: "split_last" (2019 model_encoder.py:
+# the proposals of the split's last frame, the last entry of its predictions.pth, are used
+# instead) or "empty" (the frame is matched against no proposal: only the padding column).
+_C.PROPOSALS.EMPTY_FRAME = "split_last"
 
 # ----------------------------------------------------------------------------------------
 # Model
@@ -70,6 +81,10 @@ _C.MODEL.BACKBONE = "resnet50"  # resnet18 / resnet34 / resnet50 / resnet101
 # "none": random init; any other value: a path to a state-dict file for the backbone.
 _C.MODEL.PRETRAINED = "imagenet"
 _C.MODEL.WEIGHTS_DIR = "experiments/pretrained"
+# Which of torchvision's ImageNet weights "imagenet" means: "V1" (2019: resnet50(pretrained=True);
+# files resnet50-0676ba61.pth or 2019's resnet50-19c8e357.pth) or "V2" (a newer recipe, resnet50
+# and resnet101 only). A missing V1 file is never replaced by a V2 one.
+_C.MODEL.IMAGENET_WEIGHTS = "V1"
 _C.MODEL.SKIP_CHANNELS = [128, 128, 64, 32]  # levels 5, 4, 3, 2
 _C.MODEL.PROP_MID_CHANNELS = [128, 128, 64, 32]  # levels 5, 4, 3, 2
 _C.MODEL.PROP_CHANNELS = 128
@@ -96,15 +111,22 @@ _C.MODEL.OBJECTS = "legacy"
 # mask runs done once (2-3x less decoder time; the same values up to float rounding, within the
 # golden fixture's tolerance); False = three full convolutions per cell, the 2019 layout.
 _C.MODEL.DECODER_SHARED_GATES = True
-# bfloat16 autocast for the backbone and necks (runs on CUDA or CPU; only faster on CUDA);
-# off: float32 as in 2019.
+# The one mixed-precision switch: bfloat16 autocast for the backbone and necks, their features
+# handed on in float32, in training and inference alike (runs on CUDA or CPU; only faster on
+# CUDA); the matching layer, the losses and the decoder always run in float32. Off: float32 as
+# in 2019. (Configs saved with the former SOLVER.AMP, an autocast over the whole training
+# forward that nested with this one, still load: its True turns this on.)
 _C.MODEL.AMP = False
 
 # ----------------------------------------------------------------------------------------
 # Matching layer
 # ----------------------------------------------------------------------------------------
 _C.MATCHING = CN()
-_C.MATCHING.METHOD = "dykstra"  # "dykstra" (the paper), "hungarian", "sinkhorn"
+# "dykstra" (the paper's relaxed layer), "hungarian" (optimal one-hot on the host, no gradient) or
+# "sinkhorn" (entropic relaxation). The pairs with IMPLEMENTATION (below) that run: dykstra x
+# exact | batched | triton, hungarian x exact, sinkhorn x batched; any other pair is a config
+# error (dmm.config.keys.MATCHING_IMPLEMENTATIONS).
+_C.MATCHING.METHOD = "dykstra"
 _C.MATCHING.LR = 0.1
 _C.MATCHING.TRAIN_MAX_ITER = 10  # 2019 dmm/configs/train.yaml
 _C.MATCHING.TRAIN_PROJ_ITER = 5
@@ -113,7 +135,8 @@ _C.MATCHING.TEST_PROJ_ITER = 5
 # "exact": one problem at a time in float32 with the 2019 early exits (its bits on the same
 # device); "batched": the padded batch at once, float64 sums, no host synchronisation;
 # "triton": the batched computation in one fused kernel on CUDA, its gradient in one more (the
-# CPU runs the batched path). docs/faithfulness.md gives how far they differ.
+# CPU runs the batched path). docs/faithfulness.md gives how far they differ. Hungarian runs
+# "exact" (one problem at a time), Sinkhorn "batched" (the padded batch at once).
 _C.MATCHING.IMPLEMENTATION = "exact"
 _C.MATCHING.TRAIN_KEEP_THRESHOLD = 0.01  # training keeps entries above this; test keeps row maxima
 _C.MATCHING.SINKHORN_EPSILON = 0.05
@@ -136,13 +159,24 @@ _C.SOLVER.BACKBONE_LR = 1e-4
 _C.SOLVER.DECODER_LR = 1e-3
 _C.SOLVER.WEIGHT_DECAY = 1e-6
 _C.SOLVER.EPOCHS = 15
-_C.SOLVER.BATCH_SIZE = 4  # per process
+_C.SOLVER.BATCH_SIZE = 4  # clips per batch-norm group (2019: per GPU)
+# Batch-norm groups per optimisation step (2019: 4 GPUs x 4 clips = 16 clips a step, train-mode
+# batch norm over each GPU's 4). A run on W processes runs BN_GROUPS / W groups each as
+# accumulated micro-batches, so 1, 2 or 4 GPUs make the same updates; an epoch is
+# floor(ceil(clips / BN_GROUPS) / BATCH_SIZE) steps (dmm.engine.batching).
+_C.SOLVER.BN_GROUPS = 4
 _C.SOLVER.MAX_ITERS_PER_EPOCH = -1  # -1: the whole epoch
 _C.SOLVER.MAX_ITERS = -1  # -1: no global cap
 _C.SOLVER.FINETUNE_AFTER = 3  # from this epoch on, feed own predictions half of the time
 _C.SOLVER.OWN_PRED_PROB = 0.5
 _C.SOLVER.GRAD_CLIP = 0.0  # 0: off (2019: none)
-_C.SOLVER.AMP = False  # CUDA only
+# How `python -m dmm.train --init CKPT` reads CKPT: "dmm" (a DMM-Net checkpoint of this project
+# or the authors', every key) or "rvos" (2019 train_101.sh: the RVOS one-shot YouTube-VOS
+# model's encoder.pt + decoder.pt, the keys both have; the prop necks keep their initialisation).
+_C.SOLVER.INIT_WEIGHTS = "dmm"
+# Also restore Adam's moments and learning rates from --init's checkpoint (2019 online training
+# started with --resume from the offline checkpoint); it must hold optimizer state.
+_C.SOLVER.INIT_OPTIMIZERS = False
 # Run the encoder on frame 0 twice, for the templates and for its step (2019): the same
 # outputs, batch-norm running statistics updated twice. False saves one encoder pass per clip.
 _C.SOLVER.FRAME0_TWICE = True
@@ -150,6 +184,9 @@ _C.SOLVER.CHECKPOINT_PERIOD = 3000  # iterations; a checkpoint is also written a
 _C.SOLVER.KEEP_CHECKPOINTS = 3  # the newest this many are kept ...
 _C.SOLVER.KEEP_EPOCHS = []  # ... and those written at the end of these epochs (0-based)
 _C.SOLVER.LOG_PERIOD = 10
+# TensorBoard scalars in <OUTPUT_DIR>/tensorboard (the 2019 trainer wrote them too):
+# tensorboard --logdir experiments/
+_C.SOLVER.TENSORBOARD = True
 
 # ----------------------------------------------------------------------------------------
 # Validation during training and inference

@@ -5,6 +5,7 @@ Imports nothing of the other stages.
 
 from __future__ import annotations
 
+from ..config.keys import check_choice
 from .davis import DAVIS
 from .errors import DatasetError
 from .splits import SplitPaths, frame_index, resolve_split
@@ -19,11 +20,9 @@ def build_reader(cfg_data, split: str):
     reads frames from that cache.
     """
     lmdb_path = cfg_data.LMDB or None
-    if cfg_data.DATASET == "youtubevos":
-        return YouTubeVOS(cfg_data.ROOT, split, split_dir=cfg_data.SPLIT_DIR, lmdb_path=lmdb_path)
-    if cfg_data.DATASET == "davis":
+    if check_choice("DATA.DATASET", cfg_data.DATASET) == "davis":
         return DAVIS(cfg_data.ROOT, split, lmdb_path=lmdb_path)
-    raise DatasetError(f"unknown DATA.DATASET {cfg_data.DATASET!r} (youtubevos or davis)")
+    return YouTubeVOS(cfg_data.ROOT, split, split_dir=cfg_data.SPLIT_DIR, lmdb_path=lmdb_path)
 
 
 __all__ = [

@@ -15,10 +15,9 @@ its affine (:func:`~dmm.data.transforms.sample_affine`). Images and annotations 
 flipped, warped. When the union box of the first frame's objects has a short side under
 ``min_short_side`` pixels, the item is replaced by another clip drawn at random.
 
-**Objects** (``objects``): ``"legacy"`` (2019): object k is slot k - 1, ids up to
-``max_objects``; every object of the video's meta has sample weight 1 in every frame, present
-or not. ``"all"``: the objects present in the clip's first frame, in id order (a random subset
-when there are more than ``max_objects``), each weighted 1.
+**Objects**: which object of the clip fills which of the ``max_objects`` slots is the slot rule's
+(:meth:`dmm.structures.SlotRule.clip_slots`, ``MODEL.OBJECTS``); a slot with an object has sample
+weight 1 in every frame, present there or not.
 """
 
 from __future__ import annotations
@@ -30,8 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
-from ..structures import Proposals
+from ..structures import Proposals, SlotRule
 from .errors import DatasetError
 from .transforms import (AffineParams, affine_source_index, normalize, resize_image, resize_mask, sample_affine,
                          warp_nearest)
@@ -41,7 +39,6 @@ ProposalFn = Callable[[str, str], Proposals]
 #: ``(video) -> {frame: number of proposals}``, to leave out frames without proposals
 CountFn = Callable[[str], dict]
 
-OBJECT_RULES = ("legacy", "all")
 #: draws of a replacement clip before an item gives up (the short-side rule)
 _REPLACEMENTS = 100
 
@@ -87,7 +84,7 @@ class ClipDataset(Dataset):
 
     ``__getitem__(i) -> dict``:
         images: (T, 3, H, W) float, ImageNet-normalised, flipped and warped.
-        masks: (T, O, H, W) float in {0, 1}, the objects' masks by slot (O = ``max_objects``).
+        masks: (T, O, H, W) float in {0, 1}, the objects' masks by slot (O = ``slots.max_objects``).
         weights: (O,) float sample weights (1 for the clip's objects).
         object_ids: (O,) int64, each slot's object id (0 for an empty slot).
         video: str; frames: list[str] (len T).
@@ -96,23 +93,20 @@ class ClipDataset(Dataset):
             alike with the frame, on its device), or None without ``proposals``.
     """
 
-    def __init__(self, reader, *, length_clip: int = 3, max_objects: int = 5,
+    def __init__(self, reader, *, length_clip: int = 3, slots: SlotRule = SlotRule(),
                  input_size: tuple[int, int] = (255, 448),
                  mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
                  random_frame_prob: float = 0.5, all_frames_random: bool = False,
                  augment: AffineParams | None = None, hflip_prob: float = 0.5, seed: int = 0,
                  proposals: ProposalFn | None = None, proposal_counts: CountFn | None = None,
-                 skip_empty_first: bool = True, min_short_side: int = 3, objects: str = "legacy",
-                 image_resize: str = "nearest"):
-        if length_clip < 1 or max_objects < 1:
-            raise ValueError("length_clip and max_objects must be >= 1")
+                 skip_empty_first: bool = True, min_short_side: int = 3, image_resize: str = "nearest"):
+        if length_clip < 1:
+            raise ValueError("length_clip must be >= 1")
         if not 0 <= random_frame_prob <= 1 or not 0 <= hflip_prob <= 1:
             raise ValueError("random_frame_prob and hflip_prob must be in [0, 1]")
-        if objects not in OBJECT_RULES:
-            raise ConfigError(f"unknown MODEL.OBJECTS {objects!r} (one of {OBJECT_RULES})")
         self.reader = reader
         self.length_clip = length_clip
-        self.max_objects = max_objects
+        self.slots = slots
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.mean, self.std = tuple(mean), tuple(std)
         self.random_frame_prob = random_frame_prob
@@ -122,7 +116,6 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.proposals = proposals
         self.min_short_side = min_short_side
-        self.objects = objects
         self.image_resize = image_resize
         self.epoch = 0
         self.clips = self._clip_list(proposal_counts, skip_empty_first)
@@ -133,15 +126,15 @@ class ClipDataset(Dataset):
     @classmethod
     def from_config(cls, reader, cfg, proposals: ProposalFn | None = None, proposal_counts: CountFn | None = None,
                     all_frames_random: bool | None = None) -> "ClipDataset":
-        """Build from a full config (``cfg.DATA``, ``cfg.MODEL.OBJECTS``, ``cfg.SEED``)."""
+        """Build from a full config (``cfg.DATA``, the slot rule, ``cfg.SEED``)."""
         d = cfg.DATA
         augment = AffineParams.from_config(d)
-        return cls(reader, length_clip=d.LENGTH_CLIP, max_objects=d.MAX_OBJECTS, input_size=(d.INPUT_H, d.INPUT_W),
+        return cls(reader, length_clip=d.LENGTH_CLIP, slots=SlotRule.from_config(cfg), input_size=(d.INPUT_H, d.INPUT_W),
                    mean=d.MEAN, std=d.STD, random_frame_prob=d.RANDOM_FRAME_PROB,
                    all_frames_random=d.ALL_FRAMES_RANDOM if all_frames_random is None else all_frames_random,
                    augment=augment, hflip_prob=d.HFLIP_PROB if augment is not None else 0.0, seed=cfg.SEED,
                    proposals=proposals, proposal_counts=proposal_counts, skip_empty_first=d.SKIP_EMPTY_FIRST,
-                   min_short_side=d.MIN_SHORT_SIDE, objects=cfg.MODEL.OBJECTS, image_resize=d.IMAGE_RESIZE)
+                   min_short_side=d.MIN_SHORT_SIDE, image_resize=d.IMAGE_RESIZE)
 
     # --- the clip list -----------------------------------------------------------------------
     def _clip_list(self, counts: CountFn | None, skip_empty_first: bool) -> list[Clip]:
@@ -197,16 +190,6 @@ class ClipDataset(Dataset):
         raise DatasetError(f"item {index}: {_REPLACEMENTS} clips in a row had objects with a union box "
                            f"short side under {self.min_short_side} pixels in their first frame")
 
-    def _slots(self, video: str, first: np.ndarray, rng: np.random.Generator) -> list[int]:
-        """Object id per slot (0 for none)."""
-        info = self.reader.info(video)
-        if self.objects == "legacy":
-            return [k + 1 if k + 1 in info.objects else 0 for k in range(self.max_objects)]
-        present = sorted(int(i) for i in np.unique(first) if i and int(i) in info.objects)
-        if len(present) > self.max_objects:
-            present = sorted(int(i) for i in rng.choice(present, self.max_objects, replace=False))
-        return present + [0] * (self.max_objects - len(present))
-
     def _load(self, plan: ClipPlan, rng: np.random.Generator) -> dict | None:
         H, W = self.input_size
         T = len(plan.frames)
@@ -224,8 +207,9 @@ class ClipDataset(Dataset):
             pixels = warp_nearest(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), index)  # uint8
             images[t] = normalize(pixels.float().div_(255), self.mean, self.std)
             annotations.append(warp_nearest(torch.from_numpy(np.ascontiguousarray(annotation)), index))
-        ids = torch.tensor(self._slots(plan.video, annotations[0].numpy(), rng), dtype=torch.int64)
-        masks = torch.zeros(T, self.max_objects, H, W)
+        slot_ids = self.slots.clip_slots(self.reader.info(plan.video).objects, np.unique(annotations[0].numpy()), rng)
+        ids = torch.tensor(slot_ids, dtype=torch.int64)
+        masks = torch.zeros(T, self.slots.max_objects, H, W)
         for slot in torch.nonzero(ids).flatten().tolist():
             for t, a in enumerate(annotations):
                 masks[t, slot] = a == ids[slot]

@@ -59,7 +59,6 @@ class VideoStream:
         """The frame at ``index`` of the video's frame list."""
         name = self.info.frames[index]
         image = self.reader.image(self.video, name)
-        size = (int(image.shape[0]), int(image.shape[1]))
         return frame_input(index, name, image, self.reader.annotation(self.video, name), self.input_size,
                            self.mean, self.std, self.resize)
 

@@ -55,6 +55,11 @@ class VideoReader:
         found in the annotations."""
         raise NotImplementedError
 
+    def _start_frame(self, video: str) -> str | None:
+        """The frame the 2019 evaluator started ``video`` at, where this split has a rule of its own
+        (:attr:`VideoInfo.start`); None: the earliest frame holding an object."""
+        return None
+
     # --- paths -----------------------------------------------------------------------------
     def image_path(self, video: str, frame: str) -> str:
         return f"{self.image_dir}/{video}/{frame}{IMAGE_EXT}"
@@ -184,4 +189,4 @@ class VideoReader:
                         f"says object {oid} of video {video!r} first appears here, but it is "
                         "not in this annotation")
             objects[oid] = ObjectInfo(oid, first[oid], position[first[oid]], category, tuple(listed))
-        return VideoInfo(video, list(frames), objects)
+        return VideoInfo(video, list(frames), objects, self._start_frame(video))

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..config.keys import check_choice
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,6 @@ class AffineParams:
                    (float(cfg_data.SCALE[0]), float(cfg_data.SCALE[1])))
 
 
-IMAGE_RESIZE = ("nearest", "bilinear")
-
-
 def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "nearest") -> np.ndarray:
     """``(h, w, 3) uint8`` -> ``(H, W, 3) uint8``.
 
@@ -55,14 +52,13 @@ def resize_image(image: np.ndarray, size: tuple[int, int], mode: str = "nearest"
     without a filter, NEAREST in its pinned Pillow 6.1: source pixel ``floor((i + 0.5) * src / dst)``,
     OpenCV's ``INTER_NEAREST_EXACT``); ``"bilinear"`` smooths (area averaging when shrinking a lot).
     """
+    check_choice("DATA.IMAGE_RESIZE", mode)
     h, w = image.shape[:2]
     H, W = size
     if (h, w) == (H, W):
         return image
     if mode == "nearest":
         return cv2.resize(image, (W, H), interpolation=cv2.INTER_NEAREST_EXACT)
-    if mode != "bilinear":
-        raise ConfigError(f"unknown DATA.IMAGE_RESIZE {mode!r} (one of {IMAGE_RESIZE})")
     interp = cv2.INTER_AREA if (h >= 2 * H and w >= 2 * W) else cv2.INTER_LINEAR
     return cv2.resize(image, (W, H), interpolation=interp)
 

@@ -62,6 +62,17 @@ class YouTubeVOS(VideoReader):
             raise DatasetError(f"{path}: not a YouTube-VOS meta.json ({e!r})") from None
         return videos
 
+    def _start_frame(self, video: str) -> str | None:
+        """On ``trainval`` the 2019 loader and evaluator start a video at the first frame its
+        meta lists for the object listed first (json order; ``dataloader/youtubeVOS.py``,
+        ``modules/evaluator.py: prepare_frame_names``), elsewhere at its first annotation file."""
+        if self.split != "trainval":
+            return None
+        for entry in self.meta[video]["objects"].values():
+            listed = entry.get("frames") or []
+            return listed[0] if listed else None
+        return None
+
     def _meta_objects(self, video: str) -> dict[int, tuple[str | None, list[str]]]:
         objects = {}
         for key, entry in self.meta[video]["objects"].items():

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 from yacs.config import CfgNode
 
 from ..config import load_config
-from ..model.checkpoint import config_beside, load_weights
+from ..errors import DMMError
+from ..checkpointing import config_beside, load_rvos_weights, load_weights
 from ..model.dmmnet import DMMNet
 
 log = logging.getLogger("dmm.build")
@@ -41,10 +45,13 @@ def inference_model(cfg: CfgNode, checkpoint: str | os.PathLike, device: torch.d
 
 
 def build_model(cfg: CfgNode, device: torch.device, init: str | os.PathLike | None = None) -> DMMNet:
-    """DMM-Net for training, on ``device``; ``init``: weights to start from (a checkpoint of this
-    project or the authors')."""
+    """DMM-Net for training, on ``device``; ``init``: weights to start from, read as
+    ``SOLVER.INIT_WEIGHTS`` says: "dmm" (a checkpoint of this project or the authors', every key)
+    or "rvos" (the RVOS one-shot model of the 2019 ResNet-101 stage: the keys it shares)."""
     model = DMMNet.from_config(cfg)
-    if init:
+    if init and cfg.SOLVER.INIT_WEIGHTS == "rvos":
+        load_rvos_weights(model, Path(init))
+    elif init:
         load_weights(model, Path(init))
     return model.to(device)
 
@@ -77,13 +84,71 @@ def build_train_dataset(cfg: CfgNode, split: str | None = None):
     return ClipDataset.from_config(reader, cfg, proposals=source, proposal_counts=source.counts)
 
 
-def build_train_loader(dataset, indices: Sequence[int], cfg: CfgNode, device: torch.device):
-    """A DataLoader over ``indices`` of ``dataset`` (one epoch's share of this process), in order."""
-    from torch.utils.data import DataLoader
+@dataclass(frozen=True)
+class WorkerFailure:
+    """A :class:`DMMError` raised while a DataLoader worker loaded an item, handed to the main
+    process as a batch (torch would re-raise it as a new exception whose message is a traceback)."""
 
+    error: DMMError
+    traceback: str
+
+    def reraise(self) -> None:
+        """Raise the worker's error in this process: the same class and message as without workers
+        (the worker's traceback is a note, which ``--debug`` shows)."""
+        self.error.add_note(f"raised in a DataLoader worker:\n{self.traceback.rstrip()}")
+        raise self.error
+
+
+class _FailuresAsItems(Dataset):
+    """``dataset`` whose items are a :class:`WorkerFailure` where loading raises a DMMError."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.dataset[index]
+        except DMMError as e:
+            return WorkerFailure(e, traceback.format_exc())
+
+
+@dataclass(frozen=True)
+class _CollateOrFail:
+    """``collate`` of a batch's items, or the first :class:`WorkerFailure` among them."""
+
+    collate: Callable[[list], Any]
+
+    def __call__(self, items: list) -> Any:
+        failure = next((item for item in items if isinstance(item, WorkerFailure)), None)
+        return failure if failure is not None else self.collate(items)
+
+
+def _raising_failures(loader: Iterable) -> Iterator:
+    """The loader's batches, with a :class:`WorkerFailure` raised as its error."""
+    for batch in loader:
+        if isinstance(batch, WorkerFailure):
+            batch.reraise()
+        yield batch
+
+
+def build_train_loader(dataset, indices: Sequence[int], cfg: CfgNode, device: torch.device) -> Iterable[dict]:
+    """The batches of ``indices`` of ``dataset`` (one epoch's share of this process), in order,
+    loaded by ``DATA.NUM_WORKERS`` DataLoader workers.
+
+    Bad input found in a worker (a :class:`DMMError`, e.g. an undecodable frame) is raised in this
+    process as the same exception with the same one-line message as without workers.
+    """
     from ..data.clips import collate_clips
 
     workers = cfg.DATA.NUM_WORKERS
-    return DataLoader(dataset, batch_size=cfg.SOLVER.BATCH_SIZE, sampler=list(indices), collate_fn=collate_clips,
-                      num_workers=workers, pin_memory=device.type == "cuda", drop_last=True,
-                      persistent_workers=False, prefetch_factor=4 if workers > 0 else None)
+    if workers == 0:
+        return DataLoader(dataset, batch_size=cfg.SOLVER.BATCH_SIZE, sampler=list(indices), collate_fn=collate_clips,
+                          pin_memory=device.type == "cuda", drop_last=True)
+    loader = DataLoader(_FailuresAsItems(dataset), batch_size=cfg.SOLVER.BATCH_SIZE, sampler=list(indices),
+                        collate_fn=_CollateOrFail(collate_clips), num_workers=workers,
+                        pin_memory=device.type == "cuda", drop_last=True, persistent_workers=False,
+                        prefetch_factor=4)
+    return _raising_failures(loader)

@@ -1,24 +1,25 @@
 """A batch of training clips through DMM-Net: the 2019 trainer's forward (``modules/trainer.py``).
 
 - **Frame 0** gives the templates (ROI features of every slot's ground-truth mask; an empty slot
-  takes the whole image) and then runs a full step of its own: its "proposals" are the template
-  masks themselves (scores 1, template boxes) after NMS at ``PROPOSALS.NMS_IOU``, ties kept in
-  slot order; previous, reference and IoU masks are the ground truth. Its decoder state feeds
-  frame 1. The encoder runs on frame 0 twice, as in 2019 (``SOLVER.FRAME0_TWICE``): the outputs
-  are the same, the batch-norm running statistics see frame 0 twice.
-- **Frames 1..T-1** match their proposals (pasted, flipped and warped alike with the frame) with
-  the previous mask in the IoU term and the decoder: the ground truth of frame t - 1, or from
-  epoch ``SOLVER.FINETUNE_AFTER`` on with probability ``SOLVER.OWN_PRED_PROB`` the model's own
-  refined output of frame t - 1, with its gradient. The reference is always frame 0's ground truth.
-- The decoder refines slots ``0..V-1`` of every clip, V = the number of slots with a template in
-  some clip of the batch (``MODEL.OBJECTS legacy``), or exactly the objects with a template
-  (``all``).
+  takes the whole image) and then runs the model's start step (:meth:`DMMNet.start`): its
+  "proposals" are the template masks themselves (scores 1, template boxes) after NMS at
+  ``PROPOSALS.NMS_IOU``, ties kept in slot order; previous, reference and IoU masks are the ground
+  truth. Its decoder state feeds frame 1. The encoder runs on frame 0 twice, as in 2019
+  (``SOLVER.FRAME0_TWICE``): the outputs are the same, the batch-norm running statistics see
+  frame 0 twice.
+- **Frames 1..T-1** step the model (:meth:`DMMNet.step`) against their proposals (pasted, flipped
+  and warped alike with the frame). The previous mask of the IoU term and the decoder is the
+  ground truth of frame t - 1, or from epoch ``SOLVER.FINETUNE_AFTER`` on with probability
+  ``SOLVER.OWN_PRED_PROB`` the model's own refined output of frame t - 1, with its gradient: the
+  one thing this wrapper adds to the model's steps. The reference is always frame 0's ground truth.
+- The decoder refines the slot rule's decoder slots of the batch (:meth:`SlotRule.decoder_slots`).
 - The loss is the sum over all T frames of ``LOSS`` weights times the frame's terms
   (:meth:`dmm.model.dmmnet.StepOutput.losses`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -29,7 +30,7 @@ from yacs.config import CfgNode
 from ..boxes import mask_boxes
 from ..model.losses import LOSS_NAMES, weighted_total
 from ..proposals.ops import prepare_training_proposals
-from ..structures import Proposals
+from ..structures import Proposals, TrackState
 
 
 def template_proposals(masks: torch.Tensor, nms_iou: float) -> list[Proposals]:
@@ -49,15 +50,6 @@ def template_proposals(masks: torch.Tensor, nms_iou: float) -> list[Proposals]:
     return out
 
 
-def decoder_slots(valid: torch.Tensor, objects: str) -> torch.Tensor:
-    """(B, O) slots the decoder refines: the first V for every clip (legacy), or the valid ones (all)."""
-    if objects == "all":
-        return valid
-    slots = torch.arange(valid.shape[1], device=valid.device)
-    count = valid.any(dim=0).sum()
-    return (slots < count)[None].expand_as(valid)
-
-
 class ClipLoss(nn.Module):
     """Wraps the model so a whole batch of clips is one ``forward`` (what DDP needs)."""
 
@@ -66,7 +58,6 @@ class ClipLoss(nn.Module):
         self.model = model
         self.cfg_loss = cfg.LOSS
         self.cfg_proposals = cfg.PROPOSALS
-        self.objects = cfg.MODEL.OBJECTS
         self.flip_proposals = cfg.DATA.FLIP_PROPOSALS
         self.augment = cfg.DATA.AUGMENT
         self.frame0_twice = cfg.SOLVER.FRAME0_TWICE
@@ -90,27 +81,28 @@ class ClipLoss(nn.Module):
         model = self.model
         b, t_len, _, h, w = images.shape
         reference = masks[:, 0]
-        features = model.encode(images[:, 0])
-        templates = model.template_features(features, reference)
         valid = reference.flatten(2).any(dim=2)
-        run = decoder_slots(valid, self.objects)
+        features = model.encode(images[:, 0])
+        state = replace(TrackState.empty(b, masks.shape[2], (h, w), device=images.device, dtype=reference.dtype),
+                        run=model.slots.decoder_slots(valid))
+        state = state.given(reference, valid, model.template_features(features, reference))
         if self.frame0_twice:
             features = model.encode(images[:, 0])
-        frame_proposals = template_proposals(reference, self.cfg_proposals.NMS_IOU)
-        out = model.step(features, templates, frame_proposals, reference, reference, reference, valid, None, run)
+        out, state = model.start(features, template_proposals(reference, self.cfg_proposals.NMS_IOU), state, valid)
         sums = out.losses(reference, weights)
-        memory, prev = out.memory, reference
+        state = replace(state, iou=reference)
         for t in range(1, t_len):
             features = model.encode(images[:, t])
             frame_proposals = prepare_training_proposals(
                 [clip[t] for clip in proposals], (h, w), flips.tolist(),
                 [a[t] if self.augment else None for a in affines],
                 threshold=self.cfg_proposals.MASK_THRESHOLD, nms_iou=self.cfg_proposals.NMS_IOU,
-                topk=self.cfg_proposals.TOPK, flip_proposals=self.flip_proposals)
-            out = model.step(features, templates, frame_proposals, prev, reference, prev, valid, memory, run)
+                topk=self.cfg_proposals.TOPK, flip_proposals=self.flip_proposals,
+                order=self.cfg_proposals.KEEP_ORDER)
+            out, state = model.step(features, frame_proposals, state)
             losses = out.losses(masks[:, t], weights)
             sums = {k: sums[k] + losses[k] for k in LOSS_NAMES}
-            memory = out.memory
-            prev = out.refined if feed_own[t - 1] else masks[:, t]
+            previous = out.refined if feed_own[t - 1] else masks[:, t]
+            state = replace(state, previous=previous, iou=previous)
         sums["total"] = weighted_total({k: sums[k] for k in LOSS_NAMES}, self.cfg_loss)
         return sums

@@ -1,7 +1,8 @@
 """Training hooks: logging, checkpoints, validation and plots around the short loop of ``Trainer``.
 
-A hook implements any of ``before_train``, ``before_epoch``, ``after_step``, ``after_epoch`` and
-``after_train``; each receives the :class:`~dmm.engine.trainer.Trainer`.
+A hook implements any of ``before_train``, ``before_epoch``, ``after_step``, ``after_epoch``,
+``after_train`` and ``after_failure`` (the run stopped on an error, which then propagates); each
+receives the :class:`~dmm.engine.trainer.Trainer`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Hook:
 
     def after_train(self, trainer) -> None: ...
 
+    def after_failure(self, trainer) -> None: ...
+
 
 def read_records(path: Path) -> list[dict]:
     """The records of a ``metrics.jsonl``; a torn last line (a run killed mid-write) is ignored."""
@@ -53,20 +56,70 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
-class MetricsLog(Hook):
-    """Appends a record every ``period`` iterations (and the first) to ``metrics.jsonl`` and ``log.txt``.
+class TensorBoardLog:
+    """The records of :class:`MetricsLog` as TensorBoard scalars in ``<run>/tensorboard``, step =
+    iteration (``tensorboard --logdir experiments/``).
 
-    ``sec_per_iter`` is the wall time per iteration since the previous record. On a resumed run
-    the records past the resumed iteration are dropped first, so none appears twice.
+    Tags as the 2019 trainer named its scalars, ``<loss>/train`` (``total/train``, ``match/train``,
+    ...), validation as ``<metric>/val``, plus ``lr/<group>`` and ``time/<name>``. A resumed run
+    opens its writer with ``purge_step`` = the resumed iteration + 1, so TensorBoard drops what the
+    interrupted run had logged past its checkpoint and no step appears twice.
     """
 
-    def __init__(self, out_dir: Path, period: int, is_main: bool) -> None:
+    def __init__(self, out_dir: Path) -> None:
+        self.log_dir = Path(out_dir) / "tensorboard"
+        self.writer = None
+
+    def open(self, resumed_iteration: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # imported here: it loads tensorboard
+
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=resumed_iteration + 1 if resumed_iteration else None)
+
+    @staticmethod
+    def tag(key: str) -> str | None:
+        """The scalar tag of a record key (None: not a scalar of its own)."""
+        if key in ("epoch", "iteration"):
+            return None
+        if key.startswith("val_"):
+            return f"{key[len('val_'):]}/val"
+        if key.startswith("lr_"):
+            return f"lr/{key[len('lr_'):]}"
+        if key in ("sec_per_iter", "data_time"):
+            return f"time/{key}"
+        return f"{key}/train"
+
+    def write(self, record: dict) -> None:
+        for key, value in record.items():
+            tag = self.tag(key)
+            if tag is not None and isinstance(value, (int, float)):
+                self.writer.add_scalar(tag, value, record["iteration"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class MetricsLog(Hook):
+    """Appends a record every ``period`` iterations (and the first) to ``metrics.jsonl`` and
+    ``log.txt``, and hands it to ``tensorboard`` (a :class:`TensorBoardLog`) when given.
+
+    A training record holds the loss terms, each parameter group's learning rate (``lr_<group>``),
+    ``sec_per_iter`` (the wall time per iteration since the previous record) and ``data_time``
+    (the seconds per iteration spent waiting for the loader). On a resumed run the records past
+    the resumed iteration are dropped first, so none appears twice.
+    """
+
+    def __init__(self, out_dir: Path, period: int, is_main: bool, tensorboard: TensorBoardLog | None = None) -> None:
         self.metrics = Path(out_dir) / "metrics.jsonl"
         self.text = Path(out_dir) / "log.txt"
         self.period = max(1, int(period))
         self.is_main = is_main
+        self.tensorboard = tensorboard if is_main else None
         self._tic = time.perf_counter()
         self._since = 0
+        self._data_time = 0.0
 
     def before_train(self, trainer) -> None:
         if not self.is_main:
@@ -76,9 +129,18 @@ class MetricsLog(Hook):
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
         with atomic_path(self.text) as tmp:
             tmp.write_text("".join(self._line(r) for r in kept))
+        if self.tensorboard is not None:
+            self.tensorboard.open(trainer.iteration)
+
+    def after_train(self, trainer) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+    def after_failure(self, trainer) -> None:
+        self.after_train(trainer)
 
     def before_epoch(self, trainer, epoch: int, start: int) -> None:
-        self._tic, self._since = time.perf_counter(), 0
+        self._tic, self._since, self._data_time = time.perf_counter(), 0, 0.0
 
     @staticmethod
     def _line(record: dict) -> str:
@@ -91,15 +153,20 @@ class MetricsLog(Hook):
             f.write(json.dumps(record) + "\n")
         with self.text.open("a") as f:
             f.write(self._line(record))
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
 
     def after_step(self, trainer, values: dict[str, float]) -> None:
         self._since += 1
+        self._data_time += trainer.data_time
         if trainer.iteration % self.period and trainer.iteration != 1:
             return
         now = time.perf_counter()
-        self.record({"epoch": trainer.epoch, "iteration": trainer.iteration, **values,
-                     "sec_per_iter": (now - self._tic) / self._since})
-        self._tic, self._since = now, 0
+        rates = {f"lr_{g.get('name', name)}": float(g["lr"]) for name, opt in trainer.optimizers.items()
+                 for g in opt.param_groups}
+        self.record({"epoch": trainer.epoch, "iteration": trainer.iteration, **values, **rates,
+                     "sec_per_iter": (now - self._tic) / self._since, "data_time": self._data_time / self._since})
+        self._tic, self._since, self._data_time = now, 0, 0.0
 
 
 class ProgressBar(Hook):
@@ -122,6 +189,9 @@ class ProgressBar(Hook):
 
     def after_train(self, trainer) -> None:
         self.close()
+
+    def after_failure(self, trainer) -> None:
+        self.close()  # the error line then starts a line of its own
 
     def close(self) -> None:
         if self.bar is not None:

@@ -15,7 +15,6 @@ show, so a label map can take every slot. :class:`DMMTracker` is DMM-Net (2019
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Protocol, Sequence
 
 import torch
@@ -38,25 +37,19 @@ class Tracker(Protocol):
         """One frame: (B, O, H, W) probabilities (zero for slots not shown) and the new state."""
 
 
-def _where(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    """Per-slot select: mask (B, O) broadcast over the trailing dimensions of new/old (B, O, ...)."""
-    return torch.where(mask.view(*mask.shape, *([1] * (new.dim() - 2))), new, old)
-
-
 class DMMTracker:
-    """DMM-Net as a tracker, with the 2019 evaluator's policy.
+    """DMM-Net as a tracker, with the 2019 evaluator's policy (:meth:`DMMNet.start` and
+    :meth:`DMMNet.step`).
 
     - ``start``: the template of each starting slot is the ROI feature of its given mask on this
-      frame; its reference and previous masks are the given mask; and a full step runs on this
-      frame for the starting slots (previous = reference = IoU mask = the given masks, no
-      temporal state), whose decoder state becomes their temporal state for the next frame (its
-      probabilities are not used: the given masks are the frame's answer).
+      frame, its reference and previous masks are the given mask, and the model's start step
+      runs on this frame; its decoder state becomes the slots' temporal state for the next
+      frame (its probabilities are not used: the given masks are the frame's answer).
     - ``step``: the IoU term of the cost uses each slot's previous probabilities (its refined
       output of the previous frame; the given mask after a start), the decoder gets the previous
       probabilities, the reference and the matched mask, and the temporal state carries on.
 
-    Which slots form the matching problem and run through the decoder follows the model's
-    ``MODEL.OBJECTS`` rule (:func:`dmm.model.dmmnet.match_rows`).
+    Which slots form the matching problem and run through the decoder is the model's slot rule.
     """
 
     def __init__(self, model: DMMNet) -> None:
@@ -69,28 +62,10 @@ class DMMTracker:
     @torch.no_grad()
     def start(self, state: TrackState, features, proposals: Sequence[Proposals], masks: torch.Tensor,
               starting: torch.Tensor) -> TrackState:
-        model = self.model
-        fresh = model.template_features(features, masks)
-        templates = fresh if state.templates is None else _where(starting, fresh, state.templates)
-        memory = state.memory
-        if memory is not None:
-            memory = [_where(starting, torch.zeros_like(m), m) for m in memory]
-        out = model.step(features, templates, proposals, prev_masks=masks, ref_masks=masks, iou_masks=masks,
-                         valid=starting, memory=memory)
-        return replace(
-            state,
-            active=state.active | starting,
-            reference=_where(starting, masks, state.reference),
-            previous=_where(starting, masks, state.previous),
-            templates=templates,
-            memory=out.memory,
-        )
+        state = state.given(masks, starting, self.model.template_features(features, masks))
+        return self.model.start(features, proposals, state, starting)[1]
 
     @torch.no_grad()
     def step(self, state: TrackState, features, proposals: Sequence[Proposals]) -> tuple[torch.Tensor, TrackState]:
-        iou_masks = state.previous * state.active[:, :, None, None].to(state.previous.dtype)
-        out = self.model.step(features, state.templates, proposals, prev_masks=state.previous,
-                              ref_masks=state.reference, iou_masks=iou_masks, valid=state.active,
-                              memory=state.memory)
-        previous = _where(out.run, out.refined, state.previous)
-        return out.refined, replace(state, previous=previous, memory=out.memory)
+        out, state = self.model.step(features, proposals, state)
+        return out.refined, state

@@ -1,35 +1,40 @@
 """Training: a short loop over the clips, with logging, checkpoints, validation and plots as hooks.
 
 A run is fully determined by its config: an epoch is every clip of the split
-(:class:`~dmm.data.clips.ClipDataset`), shuffled by ``DistributedSampler(seed=SEED)`` with
-``set_epoch`` (the 2019 code kept one order for every epoch: a bug, not reproduced); each clip's
-random choices come from ``(SEED, epoch, index)``, and the own-prediction coin of each step from
-``(SEED, iteration)``. A resumed run restores model and optimisers, skips the batches its epoch
-already consumed and continues exactly as an uninterrupted run would.
+(:class:`~dmm.data.clips.ClipDataset`), dealt to ``SOLVER.BN_GROUPS`` batch-norm groups as the
+2019 run's ``DistributedSampler`` dealt them to its 4 GPUs, reshuffled with ``set_epoch`` (the
+2019 code kept one order for every epoch: a bug, not reproduced); a step takes ``BATCH_SIZE``
+clips of every group, the groups of a process run as accumulated micro-batches
+(:mod:`dmm.engine.batching`), so the updates do not depend on the number of processes. Each
+clip's random choices come from ``(SEED, epoch, index)``, and the own-prediction coin of each
+group's step from ``(SEED, iteration, group)``. A resumed run restores model and optimisers, skips
+the steps its epoch already consumed and continues exactly as an uninterrupted run would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 from yacs.config import CfgNode
 
-from ..checkpointing import Checkpointer, parse_name, state_is_finite
-from ..config import load_config
-from ..errors import InputError, MissingInputError
-from ..model.checkpoint import CONFIG_FILE, TRAINER_FILE, load_checkpoint, save_checkpoint
+from ..checkpointing import (CONFIG_FILE, TRAINER_FILE, Checkpointer, load_checkpoint, load_optimizer_states,
+                             parse_name, state_is_finite, training_payload)
+from ..config import flatten_config, load_config, set_config_value
+from ..errors import ConfigError, InputError, MissingInputError
 from ..model.losses import LOSS_NAMES
+from .batching import StepBatches, micro_batches, running_stats_kept
 from .build import build_model, build_optimizers, build_train_dataset, build_train_loader
 from .clip_loss import ClipLoss
 from .distributed import DistInfo, all_reduce_mean, barrier
-from .hooks import CheckpointHook, MetricsLog, PlotHook, ProgressBar, ValidationHook
+from .hooks import CheckpointHook, MetricsLog, PlotHook, ProgressBar, TensorBoardLog, ValidationHook
 
 log = logging.getLogger("dmm.train")
 
@@ -39,24 +44,19 @@ RESUMABLE = ("SOLVER.EPOCHS", "SOLVER.MAX_ITERS", "SOLVER.LOG_PERIOD", "SOLVER.C
              "PROPOSALS.TRAIN_DIR", "PROPOSALS.EVAL_DIR", "VAL.ENABLED", "VAL.NUM_VIDEOS", "VAL.PERIOD",
              "DEVICE", "OUTPUT_DIR")
 RUN_FILES = ("metrics.jsonl", "log.txt", "loss_curves.png", CONFIG_FILE)
+RUN_FOLDERS = ("tensorboard",)
 
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (a non-finite loss)."""
 
 
-def own_prediction_flags(seed: int, iteration: int, steps: int, prob: float) -> list[bool]:
-    """The per-step coin flips for feeding the model's own prediction, fixed by the iteration."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + iteration)
+def own_prediction_flags(seed: int, iteration: int, steps: int, prob: float, group: int = 0) -> list[bool]:
+    """The coin flips for feeding the model's own prediction after each of a clip's ``steps``
+    frames, fixed by the iteration and the batch-norm group (so any number of processes draws
+    the same)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + iteration + 1_000_000_007 * group)
     return (torch.rand(steps, generator=gen) < prob).tolist()
-
-
-def _flatten(cfg: CfgNode, prefix: str = "") -> dict[str, object]:
-    out = {}
-    for key, value in cfg.items():
-        name = f"{prefix}{key}"
-        out.update(_flatten(value, name + ".") if isinstance(value, CfgNode) else {name: value})
-    return out
 
 
 def reconcile_resumed_config(saved: CfgNode, given: CfgNode) -> CfgNode:
@@ -64,24 +64,20 @@ def reconcile_resumed_config(saved: CfgNode, given: CfgNode) -> CfgNode:
 
     Every other key that differs is named in a warning and keeps its saved value.
     """
-    saved_flat, given_flat = _flatten(saved), _flatten(given)
-    opts = []
+    saved_flat, given_flat = flatten_config(saved), flatten_config(given)
+    changes = {}
     for key, value in given_flat.items():
         if saved_flat.get(key) == value:
             continue
         if key in RESUMABLE:
-            opts += [key, value]
+            changes[key] = value
         else:
             log.warning("resume: %s differs from the run's saved config (saved %r, given %r); keeping the saved value",
                         key, saved_flat.get(key), value)
     cfg = saved.clone()
     cfg.defrost()
-    for key, value in zip(opts[::2], opts[1::2]):
-        node = cfg
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
+    for key, value in changes.items():
+        set_config_value(cfg, key, value)
     cfg.freeze()
     return cfg
 
@@ -136,22 +132,24 @@ class Trainer:
         barrier(self.dist)
         torch.manual_seed(cfg.SEED)
 
-        self.model = build_model(cfg, self.device, init)
+        self.model = build_model(cfg, self.device, None if resume else init)
         self.optimizers = build_optimizers(self.model, cfg.SOLVER)
+        if cfg.SOLVER.INIT_OPTIMIZERS and not resume:
+            self._init_optimizers(init)
         clip_loss = ClipLoss(self.model, cfg)
         self.clip_loss: nn.Module = (
             DistributedDataParallel(clip_loss, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                     find_unused_parameters=True)  # encoder.base.fc: kept for the released keys
             if dist_info.distributed else clip_loss)
         self.dataset = build_train_dataset(cfg)
-        self.sampler = DistributedSampler(self.dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
-                                          shuffle=True, seed=cfg.SEED)
-        batches = len(self.sampler) // cfg.SOLVER.BATCH_SIZE
-        if batches == 0:
-            raise InputError(f"split {cfg.DATA.TRAIN_SPLIT!r} gives {len(self.dataset)} clips: fewer than one batch "
-                             f"of {cfg.SOLVER.BATCH_SIZE} per process")
+        self.batches = StepBatches.from_config(cfg.SOLVER, dist_info.world_size, dist_info.rank)
+        steps = self.batches.steps_per_epoch(len(self.dataset))
+        if steps == 0:
+            raise InputError(f"split {cfg.DATA.TRAIN_SPLIT!r} gives {len(self.dataset)} clips: fewer than one step of "
+                             f"{self.batches.groups} groups of {self.batches.batch} clips (SOLVER.BN_GROUPS x "
+                             f"SOLVER.BATCH_SIZE)")
         cap = cfg.SOLVER.MAX_ITERS_PER_EPOCH
-        self.iters_per_epoch = min(batches, cap) if cap > 0 else batches
+        self.iters_per_epoch = min(steps, cap) if cap > 0 else steps
         self.checkpointer = Checkpointer(self.out_dir, cfg.SOLVER.KEEP_CHECKPOINTS, cfg.SOLVER.KEEP_EPOCHS)
 
         self.iteration = 0
@@ -163,17 +161,37 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self.checkpointer.sweep_temporaries()
             (self.out_dir / CONFIG_FILE).write_text(cfg.dump())
-        self.log_hook = MetricsLog(self.out_dir, cfg.SOLVER.LOG_PERIOD, self.dist.is_main)
+        self.data_time = 0.0  # seconds the last step waited for its batches
+        tensorboard = TensorBoardLog(self.out_dir) if cfg.SOLVER.TENSORBOARD else None
+        self.log_hook = MetricsLog(self.out_dir, cfg.SOLVER.LOG_PERIOD, self.dist.is_main, tensorboard)
         self.hooks = [self.log_hook, ProgressBar(self.dist.is_main), CheckpointHook(cfg.SOLVER.CHECKPOINT_PERIOD),
                       PlotHook(self.out_dir, self.dist.is_main)]
 
     # -- run folder and checkpoints ----------------------------------------------------------
+
+    def _init_optimizers(self, init: str | Path | None) -> None:
+        """``SOLVER.INIT_OPTIMIZERS``: Adam's moments and learning rates from ``init`` (2019 online
+        training's ``--resume``); the restored learning rates win over the config's, as in 2019."""
+        if not init:
+            raise ConfigError("SOLVER.INIT_OPTIMIZERS restores the optimizers from the checkpoint of --init: "
+                              "pass --init CKPT, or set SOLVER.INIT_OPTIMIZERS False")
+        source = load_optimizer_states(self.model, self.optimizers, init)
+        rates = {g.get("name", name): g["lr"] for name, opt in self.optimizers.items() for g in opt.param_groups}
+        log.info("optimizers restored from %s: learning rates %s", source, rates)
+        solver = self.cfg.SOLVER
+        wanted = {"necks": solver.NECK_LR, "backbone": solver.BACKBONE_LR, "decoder": solver.DECODER_LR}
+        differ = {k: (v, wanted[k]) for k, v in rates.items() if k in wanted and abs(v - wanted[k]) > 1e-12 * wanted[k]}
+        if differ:
+            log.warning("the restored learning rates differ from the config's and are kept, as 2019's --resume kept "
+                        "them: %s", ", ".join(f"{k} {a:g} (config {b:g})" for k, (a, b) in differ.items()))
 
     def _remove_run(self) -> None:
         for path in Checkpointer(self.out_dir).checkpoints():
             shutil.rmtree(path, ignore_errors=True)
         for name in RUN_FILES:
             (self.out_dir / name).unlink(missing_ok=True)
+        for name in RUN_FOLDERS:
+            shutil.rmtree(self.out_dir / name, ignore_errors=True)
 
     def _resume(self, start_from: Path | None) -> None:
         def load(path: Path) -> dict:
@@ -203,11 +221,9 @@ class Trainer:
         epoch = (self.iteration - 1) // self.iters_per_epoch if self.iteration else 0
         if self.dist.is_main:
             state = self.model.state_dict()
-            path = self.checkpointer.root / f"epo{epoch:02d}_iter{self.iteration:05d}"
-            save_checkpoint(path, self.model, self.optimizers, self.cfg, epoch, self.iteration,
-                            finite=state_is_finite(state))
-            self.checkpointer.prune()
-            self.last_checkpoint = path
+            self.last_checkpoint = self.checkpointer.save(
+                epoch, self.iteration, training_payload(state, self.optimizers, epoch, self.iteration),
+                files={CONFIG_FILE: self.cfg.dump()}, finite=state_is_finite(state))
         self.saved_iteration = self.iteration
         barrier(self.dist)
         return self.last_checkpoint
@@ -222,44 +238,58 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def _loader(self, epoch: int, start_batch: int):
-        self.sampler.set_epoch(epoch)
+    def _loader(self, epoch: int, start_step: int):
+        """This process's micro-batches of ``epoch`` from step ``start_step`` on, in step order."""
         self.dataset.set_epoch(epoch)
-        bs = self.cfg.SOLVER.BATCH_SIZE
-        indices = list(self.sampler)[start_batch * bs: self.iters_per_epoch * bs]
+        indices = self.batches.indices(len(self.dataset), self.cfg.SEED, epoch, start_step, self.iters_per_epoch)
         return build_train_loader(self.dataset, indices, self.cfg, self.device)
 
-    def run_step(self, batch: dict, feed_own: list[bool]) -> dict[str, float]:
-        """One optimisation step on a batch; returns the loss terms (averaged over processes)."""
+    def own_prediction_flags(self, steps: int, prob: float) -> list[list[bool]]:
+        """The own-prediction coins of this process's micro-batches at the current iteration."""
+        return [own_prediction_flags(self.cfg.SEED, self.iteration, steps, prob, g) for g in self.batches.my_groups()]
+
+    def _forward(self, batch: dict, feed_own: list[bool]) -> dict[str, torch.Tensor]:
         dev = self.device
-        use_amp = self.cfg.SOLVER.AMP and dev.type == "cuda"
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            losses = self.clip_loss(
-                batch["images"].to(dev, non_blocking=True),
-                batch["masks"].to(dev, non_blocking=True),
-                batch["weights"].to(dev, non_blocking=True),
-                [[p.to(dev) for p in clip] for clip in batch["proposals"]],
-                batch["flip"],
-                batch["affines"],
-                feed_own,
-            )
-        total = losses["total"]
-        if not torch.isfinite(total):
+        losses = self.clip_loss(  # MODEL.AMP, the one autocast switch, applies inside (DMMNet.encode)
+            batch["images"].to(dev, non_blocking=True),
+            batch["masks"].to(dev, non_blocking=True),
+            batch["weights"].to(dev, non_blocking=True),
+            [[p.to(dev) for p in clip] for clip in batch["proposals"]],
+            batch["flip"],
+            batch["affines"],
+            feed_own,
+        )
+        if not torch.isfinite(losses["total"]):
             terms = ", ".join(f"{k}={losses[k].item():.4g}" for k in LOSS_NAMES)
             good = self.last_good_checkpoint()
             raise TrainingError(
                 f"non-finite loss at epoch {self.epoch} iteration {self.iteration} ({terms}; videos "
                 f"{batch['video']}); stopping. Last good checkpoint: "
                 + (f"{good} (continue with --resume {good})" if good else "none written yet"))
+        return losses
+
+    def run_step(self, micro: Sequence[dict], feed_own: Sequence[list[bool]]) -> dict[str, float]:
+        """One optimisation step over this process's micro-batches (one per batch-norm group, see
+        :mod:`dmm.engine.batching`): gradients accumulated, each scaled by 1 / their number, then
+        averaged over the processes; only the first micro-batch updates the batch-norm running
+        statistics. Returns the loss terms averaged over all groups."""
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        total.backward()
+        names = ("total", *LOSS_NAMES)
+        sums = torch.zeros(len(names), device=self.device)
+        for j, (batch, flags) in enumerate(zip(micro, feed_own)):
+            last = j == len(micro) - 1
+            sync = contextlib.nullcontext() if last or not self.dist.distributed else self.clip_loss.no_sync()
+            with sync, running_stats_kept(self.model, keep=j > 0):
+                losses = self._forward(batch, flags)
+                (losses["total"] / len(micro)).backward()
+            sums += torch.stack([losses[k].detach() for k in names])
         if self.cfg.SOLVER.GRAD_CLIP > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.SOLVER.GRAD_CLIP)
         for opt in self.optimizers.values():
             opt.step()
-        values = all_reduce_mean(torch.stack([losses[k].detach() for k in ("total", *LOSS_NAMES)]), self.dist)
-        return dict(zip(("total", *LOSS_NAMES), values.tolist()))
+        values = all_reduce_mean(sums / len(micro), self.dist)
+        return dict(zip(names, values.tolist()))
 
     def train(self, validate: Callable | None = None) -> Path:
         """Run to ``SOLVER.EPOCHS`` epochs (or ``SOLVER.MAX_ITERS`` iterations); returns the last checkpoint.
@@ -274,17 +304,36 @@ class Trainer:
         if validate is not None:
             hooks.insert(-1, ValidationHook(validate, self.cfg.VAL.PERIOD, solver.EPOCHS, self.log_hook,
                                             self.dist.is_main))
-        steps = self.cfg.DATA.LENGTH_CLIP - 1
         for hook in hooks:
             hook.before_train(self)
+        try:
+            self._epochs(hooks, total)
+        except BaseException:
+            for hook in hooks:
+                hook.after_failure(self)
+            raise
+        for hook in hooks:
+            hook.after_train(self)
+        return self.last_checkpoint
+
+    def _epochs(self, hooks: list, total: int) -> None:
+        """Steps until ``total`` iterations, calling the hooks around them."""
+        solver = self.cfg.SOLVER
+        steps = self.cfg.DATA.LENGTH_CLIP - 1
         while self.iteration < total:
             epoch, start = self.epoch, self.iteration % self.iters_per_epoch
             own_prob = solver.OWN_PRED_PROB if epoch >= solver.FINETUNE_AFTER else 0.0
             for hook in hooks:
                 hook.before_epoch(self, epoch, start)
             self.model.train()
-            for batch in self._loader(epoch, start):
-                values = self.run_step(batch, own_prediction_flags(self.cfg.SEED, self.iteration, steps, own_prob))
+            batches = micro_batches(self._loader(epoch, start), self.batches.accumulation)
+            while True:
+                tic = time.perf_counter()
+                micro = next(batches, None)
+                if micro is None:
+                    break
+                self.data_time = time.perf_counter() - tic
+                values = self.run_step(micro, self.own_prediction_flags(steps, own_prob))
                 self.iteration += 1
                 for hook in hooks:
                     hook.after_step(self, values)
@@ -293,9 +342,6 @@ class Trainer:
             if self.iteration % self.iters_per_epoch == 0:
                 for hook in hooks:
                     hook.after_epoch(self, epoch)
-        for hook in hooks:
-            hook.after_train(self)
-        return self.last_checkpoint
 
 
 def _with_output_dir(cfg: CfgNode, out_dir: Path) -> CfgNode:

@@ -12,7 +12,7 @@ from yacs.config import CfgNode
 from ..data import build_reader
 from ..data.splits import resolve_split
 from ..metrics import evaluate_folders
-from .inference import segment_videos
+from .results import segment_videos
 from .proposal_source import ProposalSource
 from .tracker import DMMTracker
 
@@ -52,7 +52,7 @@ def make_validator(cfg: CfgNode, device: torch.device) -> Callable[[torch.nn.Mod
         return None
     reader = build_reader(cfg.DATA, split)
     videos = reader.videos[: cfg.VAL.NUM_VIDEOS]
-    proposal_fn = ProposalSource(cfg.PROPOSALS.EVAL_DIR)
+    proposal_fn = ProposalSource.for_evaluation(cfg.PROPOSALS)
 
     def validate(model: torch.nn.Module, epoch: int) -> dict:
         out = Path(cfg.OUTPUT_DIR) / "val" / f"epoch_{epoch:02d}" / "merged"

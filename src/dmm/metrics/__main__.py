@@ -5,7 +5,10 @@ per-object CSV files and a bar chart of J&F per video. With ``--split-meta`` onl
 that meta.json are scored; with ``--seen-categories`` as well, the YouTube-VOS seen/unseen
 summary (J, F per group and G) is printed and added to the JSON under "youtubevos".
 ``--protocol`` picks which objects are scored on which frames (``dmm.metrics.evaluate``);
-by default the DAVIS rule for a DAVIS layout, the YouTube-VOS rule otherwise.
+by default the DAVIS rule for a DAVIS layout, the YouTube-VOS rule otherwise. ``--protocol
+dmm2019`` scores as the 2019 code did for the paper's table (``dmm.metrics.dmm2019``; it needs
+``--split-meta``, and for this project's frame-size maps the input size, from the results'
+record ``<results>.source.json`` or ``--input-size``); its JSON holds every pair's J and F.
 """
 
 from __future__ import annotations
@@ -17,9 +20,17 @@ from pathlib import Path
 
 from dmm.cli import run
 from dmm.io import write_json
-from dmm.metrics.evaluate import EXTRA_ID_MODES, PROTOCOLS, resolve_protocol, score_folders
+from dmm.metrics.evaluate import (
+    EXTRA_ID_MODES,
+    PROTOCOL_DESCRIPTIONS,
+    PROTOCOLS,
+    MetricsInputError,
+    resolve_protocol,
+    score_folders,
+)
 from dmm.metrics.report import (
     format_table,
+    format_table_2019,
     format_youtube_table,
     load_seen_categories,
     load_split_meta,
@@ -33,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dmm.metrics", description=__doc__.split("\n")[0])
     parser.add_argument("--gt-dir", required=True, type=Path, help="ground truth: <video>/<frame>.png")
     parser.add_argument("--results-dir", required=True, type=Path, help="predictions: <video>/<frame>.png")
-    parser.add_argument("--split-meta", type=Path, help="meta.json: score only its videos; gives categories")
+    parser.add_argument("--split-meta", type=Path,
+                        help="meta.json: score only its videos; gives categories (and, for dmm2019, the video "
+                             "order and start frames)")
     parser.add_argument("--seen-categories", type=Path,
                         help="categories seen in training: a train meta.json, a JSON list or a text file")
     parser.add_argument("--json", type=Path, help="write the JSON summary here")
@@ -46,8 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="predicted ids absent from the ground truth: stop (error) or score as false objects")
     parser.add_argument("--protocol", choices=("auto", *PROTOCOLS), default="auto",
                         help="which objects are scored on which frames: davis (ids 1..max of the first "
-                             "frame, every frame) or youtubevos (each object from its first appearance); "
-                             "auto: davis for a DAVIS layout (.../Annotations/480p)")
+                             "frame, every frame), youtubevos (each object from its first appearance) or "
+                             "dmm2019 (the 2019 code's scoring, as in the paper's table; needs --split-meta); "
+                             "auto: davis for a DAVIS layout (.../Annotations/480p), else youtubevos")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="dmm2019: the network input size the maps were made at (default: from the "
+                             "results' record <results>.source.json)")
     return parser
 
 
@@ -57,23 +74,43 @@ def main(argv: list[str] | None = None) -> int:
     categories = load_split_meta(args.split_meta) if args.split_meta else None
     seen = load_seen_categories(args.seen_categories) if args.seen_categories else None
     protocol = resolve_protocol(args.gt_dir, args.protocol)
+    if protocol == "dmm2019" and args.split_meta is None:
+        raise MetricsInputError("--protocol dmm2019 needs --split-meta (the split's meta.json: its video order "
+                                "and each video's start frame define the files the 2019 code paired)")
+    if protocol != "dmm2019" and args.input_size is not None:
+        raise MetricsInputError(f"--input-size is for --protocol dmm2019 only (protocol here: {protocol})")
     videos = score_folders(
         args.gt_dir,
         args.results_dir,
-        videos=sorted(categories) if categories is not None else None,
+        videos=sorted(categories) if categories is not None and protocol != "dmm2019" else None,
         processes=args.processes,
         allow_missing=args.allow_missing,
         extra_ids=args.extra_ids,
         protocol=protocol,
+        split_meta=args.split_meta if protocol == "dmm2019" else None,
+        input_size=args.input_size,
     )
-    summary = summarize(videos)
+    method = args.results_dir.resolve().name
+    if protocol == "dmm2019":
+        from dmm.metrics.dmm2019 import summarize_2019, unscored_videos
+
+        summary = summarize_2019(videos)
+        empty = unscored_videos(videos)
+        if empty:
+            print(f"note: {len(empty)} videos score no object (their first ground-truth frame holds none; "
+                  f"the 2019 code counts the objects there): {', '.join(empty)}")
+        table = format_table_2019(summary, method)
+    else:
+        summary = summarize(videos)
+        table = format_table(summary["global"], method)
     unscored = unscored_objects(videos)
     if unscored:
         names = ", ".join(f"{o.video}#{o.object_id}" for o in unscored)
         print(f"note: {len(unscored)} objects first appear too late to be scored: {names}")
     n_objects = sum(len(v.objects) for v in videos) - len(unscored)
-    print(f"{len(summary['videos'])} videos, {n_objects} objects scored (protocol {protocol})")
-    print(format_table(summary["global"], args.results_dir.resolve().name))
+    print(f"{len(summary['videos'])} videos, {n_objects} objects scored "
+          f"(protocol {protocol}: {PROTOCOL_DESCRIPTIONS[protocol]})")
+    print(table)
     if categories is not None and seen is None:
         print("G: - (no seen/unseen summary: pass --seen-categories, e.g. the training split's meta.json)")
     if categories is not None and seen is not None:

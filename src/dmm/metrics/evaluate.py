@@ -13,7 +13,9 @@ is the object id (0 background). The semi-supervised protocol decides what is sc
   ground-truth frame, and an object first seen in frame k is scored on frames k+1 .. last-1
   (its first frame is dropped like the first frame of the video; nothing is scored before it
   appears). ``"auto"`` takes ``"davis"`` for a DAVIS layout (``.../Annotations/480p`` or
-  ``.../Annotations/Full-Resolution``) and ``"youtubevos"`` otherwise.
+  ``.../Annotations/Full-Resolution``) and ``"youtubevos"`` otherwise. ``"dmm2019"`` is the
+  2019 code's own scoring, which the paper's table used (``dmm.metrics.dmm2019``: its own
+  objects, file pairing and resolutions; it needs the split meta and ignores the rules below).
 - Ground-truth value 255 is DAVIS's "void" label; like the official semi-supervised
   evaluation, it counts as background.
 - A predicted id that is not an object of the video is an error naming it
@@ -32,7 +34,7 @@ import os
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -46,7 +48,14 @@ logger = logging.getLogger(__name__)
 
 VOID_ID = 255
 EXTRA_ID_MODES = ("error", "score")
-PROTOCOLS = ("davis", "youtubevos")
+PROTOCOLS = ("davis", "youtubevos", "dmm2019")
+#: what each protocol's numbers are comparable with (printed beside its table)
+PROTOCOL_DESCRIPTIONS = {
+    "davis": "the DAVIS 2017 rule of davis2017-evaluation: comparable with other methods",
+    "youtubevos": "the standard rule, each object from its first appearance at the frame size: "
+                  "comparable with other methods",
+    "dmm2019": "the 2019 code's scoring: comparable with the paper's table",
+}
 #: resolution folders of DAVIS 2017 under ``Annotations``.
 DAVIS_RESOLUTIONS = ("480p", "Full-Resolution")
 _MAX_LISTED = 20
@@ -66,8 +75,9 @@ class VideoJob(NamedTuple):
 
 
 def resolve_protocol(gt_dir: str | os.PathLike, protocol: str = "auto") -> str:
-    """``"davis"`` or ``"youtubevos"``: ``protocol`` itself, or for ``"auto"`` the one of the
-    ground truth's layout (DAVIS: ``.../Annotations/480p`` or ``.../Annotations/Full-Resolution``)."""
+    """One of PROTOCOLS: ``protocol`` itself, or for ``"auto"`` the one of the ground truth's
+    layout (``"davis"`` for ``.../Annotations/480p`` or ``.../Annotations/Full-Resolution``,
+    else ``"youtubevos"``; ``"dmm2019"`` is only taken when asked for)."""
     if protocol in PROTOCOLS:
         return protocol
     if protocol != "auto":
@@ -278,29 +288,52 @@ def score_folders(
     allow_missing: bool = False,
     extra_ids: str = "error",
     protocol: str = "auto",
+    *,
+    split_meta: str | os.PathLike | None = None,
+    input_size: Sequence[int] | None = None,
 ) -> list[VideoScores]:
-    """Per-frame scores of every object of every video, sorted by video name.
+    """Per-frame scores of every object of every video, sorted by video name (``"dmm2019"``:
+    in the split meta's order).
 
-    ``videos``: names to score (default: every folder of ``gt_dir``). ``processes``: processes
-    that score, this one included (default: the CPUs available; 1 scores in this process only).
-    ``protocol``: "davis", "youtubevos" or "auto" (see the module docstring).
+    ``videos``: names to score (default: every folder of ``gt_dir``; ``"dmm2019"``: every video
+    of ``split_meta``). ``processes``: processes that score, this one included (default: the
+    CPUs available; 1 scores in this process only). ``protocol``: "davis", "youtubevos",
+    "dmm2019" or "auto" (see the module docstring). ``split_meta`` (the split json: video order
+    and start frames) and ``input_size`` ((H, W) of the network input; default: the results'
+    record) are for "dmm2019" only, which needs ``split_meta`` and returns
+    ``dmm2019.VideoScores2019`` (``extra_ids`` has no effect there: ids beyond the counted
+    objects are ignored, as the 2019 code did).
     """
     if extra_ids not in EXTRA_ID_MODES:
         raise MetricsInputError(f"extra_ids must be one of {EXTRA_ID_MODES}, got {extra_ids!r}")
     if processes is not None and processes < 1:
         raise MetricsInputError(f"processes must be >= 1, got {processes}")
     gt_dir, res_dir = Path(gt_dir), Path(res_dir)
-    jobs = plan_jobs(gt_dir, res_dir, _select_videos(gt_dir, videos), allow_missing, extra_ids,
-                     resolve_protocol(gt_dir, protocol))
+    protocol = resolve_protocol(gt_dir, protocol)
+    if protocol == "dmm2019":
+        from dmm.metrics import dmm2019  # it builds on this module
+
+        if split_meta is None:
+            raise MetricsInputError("the dmm2019 protocol needs the split meta (--split-meta meta.json): its "
+                                    "video order and each video's start frame define the files it pairs")
+        jobs = dmm2019.plan_jobs_2019(gt_dir, res_dir, dmm2019.load_split_2019(split_meta), videos, allow_missing,
+                                      dmm2019.resolve_input_size(res_dir, input_size))
+        score: Callable = dmm2019.score_video_2019
+    else:
+        if input_size is not None:
+            raise MetricsInputError(f"input_size / --input-size is for the dmm2019 protocol only, not {protocol}")
+        jobs = plan_jobs(gt_dir, res_dir, _select_videos(gt_dir, videos), allow_missing, extra_ids, protocol)
+        score = score_video
     workers = min(processes or _default_processes(), len(jobs))
     if workers == 1:
-        return [score_video(job) for job in jobs]
-    done = _score_in_parallel(jobs, workers)
+        return [score(job) for job in jobs]
+    done = _score_in_parallel(jobs, workers, score)
     return [done[job.video] for job in jobs]
 
 
-def _score_in_parallel(jobs: list[VideoJob], processes: int) -> dict[str, VideoScores]:
-    """Score ``jobs`` with ``processes - 1`` worker processes plus this one.
+def _score_in_parallel(jobs: list, processes: int, score: Callable = score_video) -> dict[str, VideoScores]:
+    """Score ``jobs`` (each with ``.video`` and ``.frames``) by ``score`` (a module-level
+    function) with ``processes - 1`` worker processes plus this one.
 
     Workers take the longest videos first, this process the shortest, so it works while
     the workers start up and all finish close together. Workers are spawned: forking a
@@ -318,9 +351,9 @@ def _score_in_parallel(jobs: list[VideoJob], processes: int) -> dict[str, VideoS
                     result = future.result()
                     results[result.video] = result
                 while pending and len(running) < 2 * (processes - 1):  # a spare job per worker
-                    running.add(pool.submit(score_video, pending.popleft()))
+                    running.add(pool.submit(score, pending.popleft()))
                 if pending:
-                    result = score_video(pending.pop())
+                    result = score(pending.pop())
                     results[result.video] = result
                 elif running:
                     wait(running, return_when=FIRST_COMPLETED)
@@ -338,7 +371,17 @@ def evaluate_folders(
     allow_missing: bool = False,
     extra_ids: str = "error",
     protocol: str = "auto",
+    *,
+    split_meta: str | os.PathLike | None = None,
+    input_size: Sequence[int] | None = None,
 ) -> dict:
     """DAVIS summary ``{"global": {...}, "videos": {video: {...}}}`` with the keys
-    J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, JF_mean (see ``score_folders``)."""
-    return summarize(score_folders(gt_dir, res_dir, videos, processes, allow_missing, extra_ids, protocol))
+    J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, JF_mean (see ``score_folders``);
+    for ``"dmm2019"`` the fuller ``dmm2019.summarize_2019``."""
+    scores = score_folders(gt_dir, res_dir, videos, processes, allow_missing, extra_ids, protocol,
+                           split_meta=split_meta, input_size=input_size)
+    if resolve_protocol(gt_dir, protocol) == "dmm2019":
+        from dmm.metrics.dmm2019 import summarize_2019
+
+        return summarize_2019(scores)
+    return summarize(scores)

@@ -65,6 +65,14 @@ def format_table(summary: Mapping[str, float], method: str) -> str:
     return tabulate([row], headers=["Method", *SUMMARY_KEYS], tablefmt="github", floatfmt=".3f")
 
 
+def format_table_2019(summary: Mapping, method: str) -> str:
+    """The 2019 code's table (``tools/davis_eval.py``): ``method`` and the six dataset numbers
+    as it printed them (``summary["printed"]``), then J&F marked as not printed by it."""
+    row = [method, *summary["printed"], f"{summary['global']['JF_mean']:.3f}"]
+    table = tabulate([row], headers=["Method", *STAT_KEYS, "JF_mean*"], tablefmt="github", disable_numparse=True)
+    return f"{table}\n* {summary['note']}"
+
+
 def format_youtube_table(youtube: Mapping[str, float | int | None]) -> str:
     """YouTube-VOS overall table: G, J and F for seen and unseen categories; when G cannot be
     computed, a line saying why follows."""

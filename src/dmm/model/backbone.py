@@ -2,12 +2,19 @@
 
 ImageNet weights are read from ``MODEL.WEIGHTS_DIR`` or from torchvision's cache
 (``$TORCH_HOME/hub/checkpoints``) under the file names torchvision uses; when neither has them,
-torchvision's weights API downloads the 2019 (V1) weights into its cache. Offline, the error
-names the file and the folders searched.
+torchvision's weights API downloads them into its cache. Offline, the error names the files and
+the folders searched.
+
+The 2019 code loaded ``torchvision.models.resnet50(pretrained=True)``: the V1 weights (the
+file ``resnet50-19c8e357.pth`` of torchvision 0.3, which torchvision serves today as
+``IMAGENET1K_V1``, ``resnet50-0676ba61.pth``). V1 is the default (``MODEL.IMAGENET_WEIGHTS``)
+and either file name is taken; the V2 weights (a newer, stronger training recipe) only when
+asked for, never as a stand-in for a missing V1 file. The file loaded is logged.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,8 +22,11 @@ import torch
 from torch import nn
 from torchvision import models
 
+from ..config.keys import check_choice
 from ..errors import ConfigError, InputError, MissingInputError, MissingKeyError
 from ..io import load_torch
+
+log = logging.getLogger("dmm.model")
 
 # Backbone name -> (constructor, output channels of C2..C5, torchvision weight enum).
 _RESNETS = {
@@ -25,6 +35,9 @@ _RESNETS = {
     "resnet50": (models.resnet50, (256, 512, 1024, 2048), models.ResNet50_Weights),
     "resnet101": (models.resnet101, (256, 512, 1024, 2048), models.ResNet101_Weights),
 }
+#: the V1 files under the names torchvision 0.3 (2019) downloaded them as
+LEGACY_V1_FILES = {"resnet18": "resnet18-5c106cde.pth", "resnet34": "resnet34-333f7ec4.pth",
+                   "resnet50": "resnet50-19c8e357.pth", "resnet101": "resnet101-5d3b4d8f.pth"}
 
 
 def backbone_channels(name: str) -> tuple[int, int, int, int]:
@@ -33,15 +46,27 @@ def backbone_channels(name: str) -> tuple[int, int, int, int]:
 
 
 def _check_name(name: str) -> str:
-    if name not in _RESNETS:
-        raise ConfigError(f"unknown MODEL.BACKBONE {name!r}; expected one of {sorted(_RESNETS)}")
-    return name
+    return check_choice("MODEL.BACKBONE", name)
 
 
-def imagenet_weight_files(name: str) -> list[str]:
-    """torchvision's file names for the ImageNet weights of ``name``, V1 (the 2019 weights) first."""
+def _weights_enum(name: str, version: str):
+    """torchvision's ``IMAGENET1K_<version>`` weights of ``name``."""
     enum = _RESNETS[_check_name(name)][2]
-    return [Path(w.url).name for w in enum]
+    member = getattr(enum, f"IMAGENET1K_{check_choice('MODEL.IMAGENET_WEIGHTS', version)}", None)
+    if member is None:
+        have = ", ".join(w.name.split("_")[-1] for w in enum)
+        raise ConfigError(f"MODEL.IMAGENET_WEIGHTS {version!r}: torchvision has no such ImageNet weights for "
+                          f"{name} (it has {have})")
+    return member
+
+
+def imagenet_weight_files(name: str, version: str = "V1") -> list[str]:
+    """The file names of ``name``'s ImageNet ``version`` weights: torchvision's own first, then
+    (V1) the name torchvision 0.3 used in 2019."""
+    files = [Path(_weights_enum(name, version).url).name]
+    if version == "V1":
+        files.append(LEGACY_V1_FILES[name])
+    return files
 
 
 def _weight_folders(weights_dir: str | os.PathLike | None) -> list[Path]:
@@ -50,10 +75,10 @@ def _weight_folders(weights_dir: str | os.PathLike | None) -> list[Path]:
     return folders + [Path(torch.hub.get_dir()) / "checkpoints"]
 
 
-def find_imagenet_weights(name: str, weights_dir: str | os.PathLike | None) -> Path | None:
-    """The first existing ImageNet weight file for ``name`` in ``weights_dir`` or torchvision's
-    cache, or None."""
-    files = imagenet_weight_files(name)
+def find_imagenet_weights(name: str, weights_dir: str | os.PathLike | None, version: str = "V1") -> Path | None:
+    """The first existing file of ``name``'s ImageNet ``version`` weights in ``weights_dir`` or
+    torchvision's cache, or None (a file of the other version is never taken)."""
+    files = imagenet_weight_files(name, version)
     for folder in _weight_folders(weights_dir):
         for file in files:
             if (folder / file).is_file():
@@ -61,24 +86,24 @@ def find_imagenet_weights(name: str, weights_dir: str | os.PathLike | None) -> P
     return None
 
 
-def download_imagenet_weights(name: str, weights_dir: str | os.PathLike | None
+def download_imagenet_weights(name: str, weights_dir: str | os.PathLike | None, version: str = "V1"
                               ) -> dict[str, torch.Tensor]:
-    """torchvision's V1 ImageNet state dict of ``name`` through its weights API, which
+    """torchvision's ``version`` ImageNet state dict of ``name`` through its weights API, which
     downloads it into torchvision's cache.
 
     Raises:
-        MissingInputError: the download failed (offline), naming the file and the folders searched.
+        MissingInputError: the download failed (offline), naming the files and the folders searched.
     """
-    weights = _RESNETS[_check_name(name)][2].IMAGENET1K_V1
+    weights = _weights_enum(name, version)
     try:
         return weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
     except (OSError, RuntimeError, ValueError) as e:
-        files = imagenet_weight_files(name)
+        files = " or ".join(imagenet_weight_files(name, version))
         folders = ", ".join(str(f) for f in _weight_folders(weights_dir))
         raise MissingInputError(
-            f"ImageNet weights for {name} not found: put {files[0]} (or {', '.join(files[1:])}) "
-            f"into one of {folders} (MODEL.WEIGHTS_DIR or torchvision's cache), or set "
-            f"MODEL.PRETRAINED none; downloading {weights.url} failed: {e}") from None
+            f"ImageNet {version} weights for {name} not found: put {files} into one of {folders} "
+            f"(MODEL.WEIGHTS_DIR or torchvision's cache), or set MODEL.PRETRAINED none; downloading "
+            f"{weights.url} failed: {e}") from None
 
 
 def load_backbone_state(resnet: nn.Module, state: dict, source: str | os.PathLike) -> None:
@@ -101,7 +126,7 @@ def load_backbone_state(resnet: nn.Module, state: dict, source: str | os.PathLik
 
 
 def build_resnet(name: str, pretrained: str = "none",
-                 weights_dir: str | os.PathLike | None = None) -> nn.Module:
+                 weights_dir: str | os.PathLike | None = None, imagenet_version: str = "V1") -> nn.Module:
     """A full torchvision ResNet (fc included, so checkpoint keys match the authors').
 
     Args:
@@ -109,6 +134,7 @@ def build_resnet(name: str, pretrained: str = "none",
         pretrained: "imagenet" (torchvision's weights: local, cached or downloaded), "none"
             (random init) or a path to a ResNet state-dict file.
         weights_dir: folder searched before torchvision's cache for "imagenet".
+        imagenet_version: "V1" (2019) or "V2" (``MODEL.IMAGENET_WEIGHTS``).
     """
     ctor = _RESNETS[_check_name(name)][0]
     resnet = ctor(weights=None)
@@ -117,13 +143,16 @@ def build_resnet(name: str, pretrained: str = "none",
         return resnet
     if choice.lower() != "imagenet":
         load_backbone_state(resnet, load_torch(choice, "backbone weights file"), choice)
+        log.info("backbone %s: weights from %s", name, choice)
         return resnet
-    path = find_imagenet_weights(name, weights_dir)
+    path = find_imagenet_weights(name, weights_dir, imagenet_version)
     if path is None:
-        load_backbone_state(resnet, download_imagenet_weights(name, weights_dir),
-                            f"torchvision's ImageNet weights for {name}")
+        load_backbone_state(resnet, download_imagenet_weights(name, weights_dir, imagenet_version),
+                            f"torchvision's ImageNet {imagenet_version} weights for {name}")
+        path = Path(torch.hub.get_dir()) / "checkpoints" / imagenet_weight_files(name, imagenet_version)[0]
     else:
         load_backbone_state(resnet, load_torch(path, "ImageNet weights file"), path)
+    log.info("backbone %s: ImageNet %s weights from %s", name, imagenet_version, path)
     return resnet
 
 

@@ -1,15 +1,21 @@
-"""DMMNet: encoder, ROI features, matching and decoder, stepped one frame at a time."""
+"""DMMNet: encoder, ROI features, matching and decoder, stepped one frame at a time.
+
+A video (or a training clip) goes through :meth:`DMMNet.start` at the frame where its objects
+are given and :meth:`DMMNet.step` at every later frame; both take and return a
+:class:`~dmm.structures.TrackState`. Which slots form the matching problem and which the decoder
+refines is the model's :class:`~dmm.structures.SlotRule` (``MODEL.OBJECTS``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..structures import Proposals
+from ..structures import Proposals, SlotRule, TrackState
 from .cost import cosine_similarity, similarity
 from .decoder import Decoder
 from .encoder import Encoder, Features
@@ -17,10 +23,6 @@ from .losses import match_loss, soft_iou_loss
 from .matching import Matcher, build_matcher, matched_masks
 from ..boxes import mask_boxes
 from .roi_features import roi_features
-
-MATCH_ROWS = ("first_k", "valid")
-OBJECT_RULE_ROWS = {"legacy": "first_k", "all": "valid"}  # MODEL.OBJECTS -> the rows rule
-
 
 @dataclass
 class PaddedProposals:
@@ -113,22 +115,6 @@ def pad_proposals(proposals: Sequence[Proposals], num_rows: torch.Tensor, size: 
     return PaddedProposals(masks, slots < width[:, None], slots < count[:, None], boxes)
 
 
-def match_rows(valid: torch.Tensor, rule: str = "first_k") -> torch.Tensor:
-    """The rows of each frame's matching problem. valid: (B, O) bool -> (B, O) bool.
-
-    ``"first_k"`` (2019 ``dmm_model.py``): the first k slots, k = the number of valid templates,
-    with the templates of invalid slots among them zeroed and their outputs dropped; the same as
-    ``"valid"`` whenever the valid slots are a prefix (YouTube-VOS numbers objects in order of
-    appearance). ``"valid"``: exactly the valid slots.
-    """
-    if rule == "valid":
-        return valid
-    if rule == "first_k":
-        slots = torch.arange(valid.shape[1], device=valid.device)
-        return slots[None, :] < valid.sum(dim=1, keepdim=True)
-    raise ValueError(f"unknown match-rows rule {rule!r} (one of {MATCH_ROWS})")
-
-
 class DMMNet(nn.Module):
     """The whole network. ``model.train()`` / ``model.eval()`` select the matching settings and
     the decoder's output resize.
@@ -138,11 +124,9 @@ class DMMNet(nn.Module):
 
     def __init__(self, encoder: Encoder, decoder: Decoder, matcher: Matcher, iou_weight: float = 0.3,
                  iou_threshold: float = 0.5, roi_size: int = 14, roi_sampling_ratio: int = 2,
-                 roi_aligned: bool = False, roi_pool: str = "auto", match_rows: str = "first_k",
+                 roi_aligned: bool = False, roi_pool: str = "auto", slots: SlotRule = SlotRule(),
                  amp: bool = False) -> None:
         super().__init__()
-        if match_rows not in MATCH_ROWS:
-            raise ValueError(f"unknown match-rows rule {match_rows!r} (one of {MATCH_ROWS})")
         self.encoder = encoder
         self.decoder = decoder
         self.matcher = matcher
@@ -152,25 +136,23 @@ class DMMNet(nn.Module):
         self.roi_sampling_ratio = roi_sampling_ratio
         self.roi_aligned = roi_aligned
         self.roi_pool = roi_pool
-        self.match_rows = match_rows
+        self.slots = slots
         self.amp = amp
 
     @classmethod
     def from_config(cls, cfg) -> "DMMNet":
         """Build from the full config (``cfg.MODEL`` and ``cfg.MATCHING``)."""
         m = cfg.MODEL
-        if m.OBJECTS not in OBJECT_RULE_ROWS:
-            raise ConfigError(f"MODEL.OBJECTS {m.OBJECTS!r} is not one of {sorted(OBJECT_RULE_ROWS)}")
         channels = list(m.DECODER_CHANNELS)
         if channels[0] != m.HIDDEN_SIZE:
             raise ConfigError(f"MODEL.DECODER_CHANNELS[0] ({channels[0]}) must equal MODEL.HIDDEN_SIZE ({m.HIDDEN_SIZE})")
         encoder = Encoder(m.BACKBONE, m.SKIP_CHANNELS, m.PROP_MID_CHANNELS, m.PROP_CHANNELS,
-                          pretrained=m.PRETRAINED, weights_dir=m.WEIGHTS_DIR)
+                          pretrained=m.PRETRAINED, weights_dir=m.WEIGHTS_DIR, imagenet_version=m.IMAGENET_WEIGHTS)
         decoder = Decoder(m.SKIP_CHANNELS, channels, m.KERNEL_SIZE, shared_gate_conv=m.DECODER_SHARED_GATES)
         return cls(encoder, decoder, build_matcher(cfg.MATCHING), iou_weight=m.IOU_WEIGHT,
                    iou_threshold=m.IOU_MASK_THRESHOLD, roi_size=m.ROI_SIZE,
                    roi_sampling_ratio=m.ROI_SAMPLING_RATIO, roi_aligned=m.ROI_ALIGNED,
-                   roi_pool=m.ROI_POOL, match_rows=OBJECT_RULE_ROWS[m.OBJECTS], amp=m.AMP)
+                   roi_pool=m.ROI_POOL, slots=SlotRule.from_config(cfg), amp=m.AMP)
 
     def encode(self, images: torch.Tensor) -> Features:
         """images: (B, 3, H, W) normalised -> :class:`Features` (float32; with ``MODEL.AMP`` the
@@ -201,28 +183,50 @@ class DMMNet(nn.Module):
         out = flat.new_zeros(b, m, flat.shape[1])
         return out.masked_scatter(padded.real[:, :, None], flat) if flat.shape[0] else out
 
-    def step(self, features: Features, templates: torch.Tensor, proposals: Sequence[Proposals],
-             prev_masks: torch.Tensor, ref_masks: torch.Tensor, iou_masks: torch.Tensor,
-             valid: torch.Tensor, memory: Sequence[torch.Tensor] | None = None,
-             run: torch.Tensor | None = None) -> StepOutput:
-        """Match and refine one frame.
+    def start(self, features: Features, proposals: Sequence[Proposals], state: TrackState,
+              starting: torch.Tensor) -> tuple[StepOutput, TrackState]:
+        """Begin tracking the ``starting`` (B, O) slots, whose masks and templates ``state`` already
+        holds (:meth:`TrackState.given`): a full step on this frame, previous = reference = IoU
+        masks = the given masks (zero elsewhere), no temporal state for the starting slots; its
+        decoder state becomes their temporal state for the next frame (2019 ``evaluator.py``
+        frame 0, ``trainer.py`` frame 0). Returns the step's output and the state with those slots
+        active."""
+        given = state.reference * starting[:, :, None, None].to(state.reference.dtype)
+        memory = state.memory
+        if memory is not None:
+            memory = [torch.where(starting.view(*starting.shape, 1, 1, 1), torch.zeros_like(m), m) for m in memory]
+        out = self._match_and_refine(features, proposals, replace(
+            state, active=starting, previous=given, reference=given, iou=given, memory=memory))
+        return out, replace(state, active=state.active | starting, memory=out.memory, iou=None)
+
+    def step(self, features: Features, proposals: Sequence[Proposals],
+             state: TrackState) -> tuple[StepOutput, TrackState]:
+        """Match and refine one frame of the tracked objects.
 
         Args:
             features: this frame's :class:`Features` (B frames).
-            templates: (B, O, 512) template features.
             proposals: B :class:`Proposals`, full mode at (H, W), already filtered; may be empty.
-            prev_masks: (B, O, H, W) the previous prediction (decoder input).
-            ref_masks: (B, O, H, W) the reference masks (decoder input).
-            iou_masks: (B, O, H, W) previous masks of the cost's IoU term.
-            valid: (B, O) bool, the slots with a template.
-            memory: the decoder's temporal state from the previous frame, or None (zeros).
-            run: (B, O) bool, the slots the decoder refines (default: the matching problem's rows,
-                as the 2019 evaluator runs the first k slots).
+            state: the objects' state after the previous frame.
+        Returns:
+            the frame's :class:`StepOutput`, and the next state: previous = the refined masks of
+            the slots that ran, the decoder's new memory (training replaces ``previous`` and
+            ``iou`` by the ground truth or the model's own prediction).
         """
-        b, o, h, w = prev_masks.shape
+        out = self._match_and_refine(features, proposals, state)
+        previous = torch.where(out.run[:, :, None, None], out.refined, state.previous)
+        return out, replace(state, previous=previous, memory=out.memory, iou=None)
+
+    def _match_and_refine(self, features: Features, proposals: Sequence[Proposals], state: TrackState) -> StepOutput:
+        """The matching problem of ``state.active`` against ``proposals`` (the IoU term on
+        ``state.iou``, by default ``previous`` on the active slots) and the decoder on
+        (previous, reference, matched) for ``state.run`` (by default the problem's rows)."""
+        valid, templates = state.active, state.templates
+        b, o, h, w = state.previous.shape
         if len(proposals) != b:
             raise ValueError(f"expected {b} Proposals (one per frame), got {len(proposals)}")
-        rows = match_rows(valid, self.match_rows)
+        rows = self.slots.rows(valid)
+        iou_masks = state.iou if state.iou is not None else state.previous * valid[:, :, None, None].to(
+            state.previous.dtype)
         padded = pad_proposals(proposals, rows.sum(1), (h, w), templates.device, templates.dtype, o)
         prop_feats = self.proposal_features(features, padded)
         live = valid & rows
@@ -231,6 +235,6 @@ class DMMNet(nn.Module):
         assignment = self.matcher.match(-sim, rows[:, :, None] & padded.columns[:, None, :], self.training)
         kept = self.matcher.keep(assignment, self.training)
         matched = matched_masks(kept, padded.masks) * live[:, :, None, None].to(kept.dtype)
-        run = rows if run is None else run
-        refined, memory = self.decoder(features.skips, [prev_masks, ref_masks, matched], run, memory)
+        run = rows if state.run is None else state.run
+        refined, memory = self.decoder(features.skips, [state.previous, state.reference, matched], run, state.memory)
         return StepOutput(matched, refined, memory, assignment, cosine, padded, rows, run)

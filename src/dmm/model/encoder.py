@@ -56,12 +56,13 @@ class Encoder(nn.Module):
 
     def __init__(self, backbone: str, skip_channels: Sequence[int] = (128, 128, 64, 32),
                  prop_mid_channels: Sequence[int] = (128, 128, 64, 32), prop_channels: int = 128,
-                 pretrained: str = "none", weights_dir: str | os.PathLike | None = None) -> None:
+                 pretrained: str = "none", weights_dir: str | os.PathLike | None = None,
+                 imagenet_version: str = "V1") -> None:
         super().__init__()
         if len(skip_channels) != 4 or len(prop_mid_channels) != 4:
             raise ValueError("skip_channels and prop_mid_channels need 4 values (levels 5..2)")
         cin = dict(zip((2, 3, 4, 5), backbone_channels(backbone)))
-        self.base = build_resnet(backbone, pretrained, weights_dir)
+        self.base = build_resnet(backbone, pretrained, weights_dir, imagenet_version)
         for level, ch in zip(LEVELS, skip_channels):
             setattr(self, f"sk{level}", _conv3x3(cin[level], ch))
             setattr(self, f"bn{level}", nn.BatchNorm2d(ch))

@@ -5,7 +5,14 @@ Every solver takes a padded batch of assignment problems, ``cost (B, N, M)`` wit
 its rows and its columns), and returns an assignment ``(B, N, M)`` that is zero outside
 ``valid``. Rows are templates (objects), columns proposals.
 
-The relaxed layer (:func:`relax`) has two implementations of the same algorithm:
+``MATCHING.METHOD`` picks the solver and ``MATCHING.IMPLEMENTATION`` how it runs; five pairs
+exist (:data:`dmm.config.keys.MATCHING_IMPLEMENTATIONS`, every other pair is a config error):
+``dykstra`` (:func:`relax`, the paper's layer) with ``exact``, ``batched`` or ``triton``;
+``hungarian`` (:func:`hungarian_matching`) with ``exact``; ``sinkhorn``
+(:func:`sinkhorn_matching`) with ``batched``.
+
+The relaxed layer (:func:`relax`) has three implementations of the same algorithm, all starting
+from :func:`greedy_start`:
 
 - ``"exact"`` (the default): one problem at a time on its own compact ``(n, m)`` matrix, in
   float32 with the 2019 code's operations and early exits. Its stopping rule compares two
@@ -18,11 +25,12 @@ The relaxed layer (:func:`relax`) has two implementations of the same algorithm:
   at all); elsewhere the two implementations agree to float rounding.
 - ``"triton"``: the batched computation as one fused Triton kernel per call on CUDA, and its
   gradient as one more (:mod:`dmm.model.matching_triton`); without CUDA the batched torch path
-  runs instead, with the same results.
+  runs instead, with the same results. The kernel computes the start point in Triton code
+  (:mod:`dmm.model.matching_kernels`); the tests check it bit-equal to :func:`greedy_start`.
 
-Either way the layer's output is **not continuous in the cost**: the start point is an argmin,
-and the early exits test float equality, so a change of 1e-7 in the cost can change the
-assignment by 1e-2.
+In every implementation the layer's output is **not continuous in the cost**: the start point
+is an argmin, and the early exits test float equality, so a change of 1e-7 in the cost can
+change the assignment by 1e-2.
 """
 
 from __future__ import annotations
@@ -33,9 +41,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..errors import ConfigError
-
-IMPLEMENTATIONS = ("exact", "batched", "triton")
+from ..config.keys import check_choice, check_matching_pair
 
 
 def greedy_start(cost: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -45,6 +51,9 @@ def greedy_start(cost: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     replaced by the problem's largest cost; each row then takes its cheapest column of the
     result (first on ties). A row that is no column's cheapest therefore sees a constant row
     and takes column 0. Example: cost ``-[[.9, .8, .7], [.5, .4, .6]]`` -> ``[[1, 0, 0], [1, 0, 0]]``.
+
+    This is the one start point of every implementation of :func:`relax`; the Triton kernel
+    computes it in Triton code (``matching_kernels.greedy_start``), tested bit-equal to this.
 
     cost: (B, N, M) float, valid: (B, N, M) bool -> (B, N, M) float one-hot rows (zero rows for
     rows without a valid pair).
@@ -221,15 +230,11 @@ def relax(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_iter: int
         raise ValueError(f"cost {tuple(cost.shape)} and valid {tuple(valid.shape)} must be equal (B, N, M)")
     if implementation == "exact":
         return _relax_exact(cost, valid, max_iter, proj_iter, lr)
-    if implementation == "batched":
-        return _relax_batched(cost, valid, max_iter, proj_iter, lr)
-    if implementation == "triton":
-        if cost.is_cuda:
-            from .matching_triton import relax_triton
+    if check_choice("MATCHING.IMPLEMENTATION", implementation) == "triton" and cost.is_cuda:
+        from .matching_triton import relax_triton
 
-            return relax_triton(cost, valid, max_iter, proj_iter, lr)
-        return _relax_batched(cost, valid, max_iter, proj_iter, lr)
-    raise ValueError(f"unknown relaxed-matching implementation {implementation!r} (one of {IMPLEMENTATIONS})")
+        return relax_triton(cost, valid, max_iter, proj_iter, lr)
+    return _relax_batched(cost, valid, max_iter, proj_iter, lr)  # "batched", and "triton" off CUDA
 
 
 def relaxed_matching(cost: torch.Tensor, valid: torch.Tensor, max_iter: int, proj_iter: int, lr: float,
@@ -338,33 +343,25 @@ class Matcher:
 
     def match(self, cost: torch.Tensor, valid: torch.Tensor, training: bool) -> torch.Tensor:
         """cost, valid: (B, N, M) -> assignment (B, N, M), zero outside ``valid``."""
-        if self.method == "dykstra":
+        method = check_choice("MATCHING.METHOD", self.method)
+        if method == "dykstra":
             max_iter, proj_iter = self.train_iters if training else self.test_iters
             return relaxed_matching(cost, valid, max_iter, proj_iter, self.lr, self.implementation)
-        if self.method == "hungarian":
+        if method == "hungarian":
             return hungarian_matching(cost, valid)
-        if self.method == "sinkhorn":
-            return sinkhorn_matching(cost, valid, self.sinkhorn_epsilon, self.sinkhorn_iter)
-        raise ValueError(f"unknown MATCHING.METHOD {self.method!r}")
-
-
-METHODS = ("dykstra", "hungarian", "sinkhorn")
+        return sinkhorn_matching(cost, valid, self.sinkhorn_epsilon, self.sinkhorn_iter)
 
 
 def build_matcher(cfg_matching) -> Matcher:
-    """A :class:`Matcher` from the ``MATCHING`` config node."""
-    method = str(cfg_matching.METHOD).lower()
-    if method not in METHODS:
-        raise ConfigError(f"MATCHING.METHOD {cfg_matching.METHOD!r} is not one of {METHODS}")
-    implementation = str(cfg_matching.IMPLEMENTATION).lower()
-    if implementation not in IMPLEMENTATIONS:
-        raise ConfigError(f"MATCHING.IMPLEMENTATION {cfg_matching.IMPLEMENTATION!r} is not one of {IMPLEMENTATIONS}")
+    """A :class:`Matcher` from the ``MATCHING`` config node; a ConfigError for a method or
+    implementation that is not a choice, or a pair that does not run (module docstring)."""
+    check_matching_pair(cfg_matching.METHOD, cfg_matching.IMPLEMENTATION)
     return Matcher(
-        method=method,
+        method=cfg_matching.METHOD,
         lr=float(cfg_matching.LR),
         train_iters=(int(cfg_matching.TRAIN_MAX_ITER), int(cfg_matching.TRAIN_PROJ_ITER)),
         test_iters=(int(cfg_matching.TEST_MAX_ITER), int(cfg_matching.TEST_PROJ_ITER)),
-        implementation=implementation,
+        implementation=cfg_matching.IMPLEMENTATION,
         sinkhorn_epsilon=float(cfg_matching.SINKHORN_EPSILON),
         sinkhorn_iter=int(cfg_matching.SINKHORN_ITER),
         keep_threshold=float(cfg_matching.TRAIN_KEEP_THRESHOLD),

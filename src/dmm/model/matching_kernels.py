@@ -3,6 +3,10 @@
 ``forward_kernel`` is the ``"batched"`` relaxed matching layer for one problem per program,
 optionally writing the trace of its decisions; ``backward_kernel`` is its gradient w.r.t. the
 cost from that trace. :mod:`dmm.model.matching_triton` explains both and launches them.
+
+``greedy_start`` here is :func:`dmm.model.matching.greedy_start` written in Triton, because the
+kernel computes its start point itself; it is not a second rule: the tests check the kernel's
+start point bit-equal to the torch function's (tests/model/test_matching_triton.py).
 """
 
 import triton

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torchvision.ops import roi_align
 
-from ..errors import ConfigError
+from ..config.keys import check_choice
 
 PROP_SCALES = (1 / 4, 1 / 8, 1 / 16, 1 / 32)  # levels 2, 3, 4, 5
 
@@ -87,18 +87,17 @@ def roi_features(props: Sequence[torch.Tensor], boxes: Sequence[torch.Tensor], o
     """
     if len(props) != len(PROP_SCALES):
         raise ValueError(f"expected {len(PROP_SCALES)} prop maps, got {len(props)}")
+    check_choice("MODEL.ROI_POOL", method)
     boxes = [b.to(props[0].dtype) for b in boxes]
     if method == "auto":
         method = "torchvision" if props[0].is_cuda else "separable"
     if method == "separable":
         pooled = [pooled_roi_align(feat, boxes, output_size, scale, sampling_ratio, aligned)
                   for feat, scale in zip(props, PROP_SCALES)]
-    elif method == "torchvision":
+    else:
         pooled = [
             roi_align(feat, boxes, output_size, spatial_scale=scale, sampling_ratio=sampling_ratio,
                       aligned=aligned).mean(dim=(2, 3))
             for feat, scale in zip(props, PROP_SCALES)
         ]
-    else:
-        raise ConfigError(f"unknown MODEL.ROI_POOL {method!r} (auto, separable or torchvision)")
     return torch.cat(pooled, dim=1)

@@ -3,8 +3,20 @@
 ``prepare_for_matching`` = ``paste_masks`` + ``filter_for_matching``: the masks are pasted into
 the network input frame (bilinear, 1-pixel zero padding, probabilities kept), each box becomes
 the tight box of its pasted mask > threshold (a mask with nothing above the threshold gets the
-2019 masker's box ``[0, 0, H, W]``), NMS runs on those boxes and the ``topk`` best by score are
-kept (2019 ``masker.py`` and ``model_encoder.py``).
+2019 masker's box ``[0, 0, H, W]``), NMS runs on those boxes, and ``topk`` of the survivors are
+kept (2019 ``masker.py``, ``model_encoder.py`` and ``boxlist_ops.filter_results``).
+
+Which survivors, in which order (``order``, ``PROPOSALS.KEEP_ORDER``):
+
+- ``"stored"`` (2019): maskrcnn-benchmark's NMS kernel returns the kept indices in ascending
+  index order (``csrc/cuda/nms.cu`` sorts them; the CPU kernel returns ``nonzero``), and
+  ``filter_results`` cuts that list, so the first ``topk`` survivors *in the stored order* are
+  kept, in that order (the matching layer's columns). A maskrcnn-benchmark ``predictions.pth``
+  is stored in class, then RPN-proposal order, not by score: from such a file this keeps other
+  proposals than the best-scored ones.
+- ``"score"``: the ``topk`` best-scored survivors, by decreasing score (torchvision's order; the
+  golden fixtures' NMS stand-in). On files sorted by score (the 2019 reduce tool's training
+  files, this project's extraction) the two are the same.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import torch.nn.functional as F
 from torchvision.ops import batched_nms
 
 from dmm.boxes import mask_boxes
+from dmm.config.keys import check_choice
 from dmm.data.transforms import affine_source_index, warp_nearest
 from dmm.structures import Proposals
 
@@ -131,52 +144,58 @@ def _nms_boxes(boxes: torch.Tensor) -> torch.Tensor:
     return boxes + boxes.new_tensor([0.0, 0.0, 1.0, 1.0])
 
 
+def _cut(keep: torch.Tensor, topk: int, order: str) -> torch.Tensor:
+    """NMS survivors of one frame (``keep``: indices by decreasing score) in ``order``, cut to
+    ``topk`` (all when ``topk < 0``)."""
+    if check_choice("PROPOSALS.KEEP_ORDER", order) == "stored":
+        keep = keep.sort().values
+    return keep if topk < 0 else keep[:topk]
+
+
 def filter_masks_batched(masks: torch.Tensor, scores: torch.Tensor, frame_ids: torch.Tensor,
                          num_frames: int, threshold: float = 0.4, nms_iou: float = 0.4,
-                         topk: int = 50) -> list[torch.Tensor]:
+                         topk: int = 50, order: str = "stored") -> list[torch.Tensor]:
     """Indices kept per frame by the tight-box / NMS / top-k filter, for masks of many frames.
 
     Args:
         masks: (N, H, W) probabilities of all frames' proposals.
         scores: (N,).
-        frame_ids: (N,) int64 frame of each proposal, in [0, num_frames).
+        frame_ids: (N,) int64 frame of each proposal, in [0, num_frames), in stored order.
+        order: "stored" or "score" (module docstring).
     Returns:
-        ``num_frames`` int64 tensors of indices into the N proposals, by decreasing score.
+        ``num_frames`` int64 tensors of indices into the N proposals, in ``order``.
     """
     boxes = tight_boxes(masks, threshold)
     keep = batched_nms(_nms_boxes(boxes), scores.float(), frame_ids, nms_iou)
     kept_frames = frame_ids[keep]
-    out = []
-    for f in range(num_frames):
-        mine = keep[kept_frames == f]
-        out.append(mine if topk < 0 else mine[:topk])
-    return out
+    return [_cut(keep[kept_frames == f], topk, order) for f in range(num_frames)]
 
 
 def filter_for_matching(masks: torch.Tensor, scores: torch.Tensor, threshold: float = 0.4,
-                        nms_iou: float = 0.4, topk: int = 50) -> Proposals:
+                        nms_iou: float = 0.4, topk: int = 50, order: str = "stored") -> Proposals:
     """One frame's full-size masks filtered for matching.
 
     Each proposal gets the tight box of mask > ``threshold`` (:func:`tight_boxes`); NMS at
-    ``nms_iou`` runs on those boxes (pixel-count IoU, a box suppressed at IoU >= ``nms_iou``
-    like maskrcnn-benchmark's); the ``topk`` best by score are kept, by decreasing score.
+    ``nms_iou`` runs on those boxes (pixel-count IoU, areas with maskrcnn-benchmark's ``+1``;
+    a box is suppressed at IoU > ``nms_iou``, the CUDA kernel's rule); ``topk`` survivors are
+    kept in ``order`` (module docstring).
 
     Args:
-        masks: (N, H, W) probabilities.
+        masks: (N, H, W) probabilities, in stored order.
         scores: (N,).
     Returns:
         full-mode Proposals at (H, W) with the tight boxes.
     """
     n, H, W = masks.shape
     frame_ids = torch.zeros(n, dtype=torch.int64, device=masks.device)
-    keep = filter_masks_batched(masks, scores, frame_ids, 1, threshold, nms_iou, topk)[0]
+    keep = filter_masks_batched(masks, scores, frame_ids, 1, threshold, nms_iou, topk, order)[0]
     return Proposals(tight_boxes(masks[keep], threshold), scores[keep], masks[keep], (H, W),
                      "full")
 
 
 def prepare_batch_for_matching(proposals: list[Proposals], size: tuple[int, int],
                                threshold: float = 0.4, nms_iou: float = 0.4,
-                               topk: int = 50) -> list[Proposals]:
+                               topk: int = 50, order: str = "stored") -> list[Proposals]:
     """``prepare_for_matching`` over the frames of a batch, pasting and NMS in one go.
 
     Each frame keeps its own proposals (a frame with none stays empty).
@@ -198,7 +217,7 @@ def prepare_batch_for_matching(proposals: list[Proposals], size: tuple[int, int]
     scores = torch.cat([p.scores for p in full]).to(torch.float32)
     frame_ids = torch.repeat_interleave(torch.arange(len(full), device=device),
                                         torch.tensor(counts, device=device))
-    keeps = filter_masks_batched(masks, scores, frame_ids, len(full), threshold, nms_iou, topk)
+    keeps = filter_masks_batched(masks, scores, frame_ids, len(full), threshold, nms_iou, topk, order)
     return [
         Proposals(tight_boxes(masks[k], threshold), scores[k], masks[k], (H, W), "full")
         for k in keeps
@@ -206,15 +225,15 @@ def prepare_batch_for_matching(proposals: list[Proposals], size: tuple[int, int]
 
 
 def prepare_for_matching(proposals: Proposals, size: tuple[int, int], threshold: float = 0.4,
-                         nms_iou: float = 0.4, topk: int = 50) -> Proposals:
+                         nms_iou: float = 0.4, topk: int = 50, order: str = "stored") -> Proposals:
     """Paste into the (H, W) input frame, then :func:`filter_for_matching`."""
-    return prepare_batch_for_matching([proposals], size, threshold, nms_iou, topk)[0]
+    return prepare_batch_for_matching([proposals], size, threshold, nms_iou, topk, order)[0]
 
 
 def prepare_training_proposals(proposals: list[Proposals], size: tuple[int, int], flips: list[bool],
                                affines: list[torch.Tensor | None], threshold: float = 0.4,
                                warp_threshold: float = 0.5, nms_iou: float = 0.4, topk: int = 50,
-                               flip_proposals: bool = True) -> list[Proposals]:
+                               flip_proposals: bool = True, order: str = "stored") -> list[Proposals]:
     """One time step of a training batch: each frame's stored proposals made to match its augmented image.
 
     Per frame (2019 ``dataset.py`` and ``model_encoder.py``): masks pasted into the input frame
@@ -222,7 +241,7 @@ def prepare_training_proposals(proposals: list[Proposals], size: tuple[int, int]
     ``flip_proposals`` (the 2019 code forgot to: ``DATA.FLIP_PROPOSALS False`` reproduces that);
     warped with the frame's affine (:func:`~dmm.data.transforms.affine_source_index`), each box
     becoming the tight box of the warped mask > ``warp_threshold`` (the old box when that is
-    empty); then NMS at ``nms_iou`` and the ``topk`` best by score.
+    empty); then NMS at ``nms_iou`` and ``topk`` survivors in ``order`` (module docstring).
 
     Args:
         proposals: B frames' stored proposals.
@@ -242,7 +261,7 @@ def prepare_training_proposals(proposals: list[Proposals], size: tuple[int, int]
             masks = warp_nearest(masks, affine_source_index(affine.to(masks.device), (H, W)))
             nonempty = (masks > warp_threshold).flatten(1).any(1)
             boxes = torch.where(nonempty[:, None], mask_boxes(masks, warp_threshold), boxes)
-        keep = batched_nms(_nms_boxes(boxes), full.scores.float(), torch.zeros_like(full.scores, dtype=torch.int64),
-                           nms_iou)[:topk]
+        keep = _cut(batched_nms(_nms_boxes(boxes), full.scores.float(),
+                                torch.zeros_like(full.scores, dtype=torch.int64), nms_iou), topk, order)
         out.append(Proposals(boxes[keep], full.scores[keep], masks[keep], (H, W), "full"))
     return out

@@ -3,7 +3,11 @@
 A split-wide file holds one entry per frame of a split, ordered by the frame index (videos
 sorted by id, frames sorted by name): maskrcnn-benchmark's ``predictions.pth`` (a pickled list
 of BoxList) or this project's ``dmm-proposals-split`` file. The output folder holds
-``<video>.pth`` per video (the ``topk`` best proposals of each frame) and ``vidfid2index.json``.
+``<video>.pth`` per video and ``vidfid2index.json``. Per frame it keeps the ``topk`` best-scored
+proposals, by decreasing score (the 2019 tool's rule, used for the training files), or, with
+``topk=None`` (``TOPK all`` on the command line), every proposal in the file's own order: what the
+2019 evaluator read from the raw ``predictions.pth`` (it ran NMS over all of a frame's
+proposals and kept the first 50 survivors in that order; ``PROPOSALS.KEEP_ORDER``).
 An entry with NaN or inf values is an error naming its video, frame and position in the file.
 """
 
@@ -36,13 +40,26 @@ def load_split_predictions(path: str | os.PathLike) -> list[Proposals]:
     return split_proposals_from_object(obj, path)
 
 
-def output_dir(predictions: str | os.PathLike, topk: int) -> Path:
-    """``<folder of predictions>/videos_top<topk>``."""
-    return Path(predictions).parent / f"videos_top{topk}"
+def output_dir(predictions: str | os.PathLike, topk: int | None) -> Path:
+    """``<folder of predictions>/videos_top<topk>``, or ``videos_all`` for ``topk=None``."""
+    return Path(predictions).parent / ("videos_all" if topk is None else f"videos_top{topk}")
+
+
+def parse_topk(text: str) -> int | None:
+    """A TOPK argument: a positive number of proposals, or ``all`` (None: every proposal, as stored)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"TOPK must be a positive number of proposals or 'all', got {text!r}")
+    return value
 
 
 def reduce_by_videos(frames: list[Proposals], index: dict[str, dict[str, int]],
-                     out_dir: str | os.PathLike, topk: int, overwrite: bool = False,
+                     out_dir: str | os.PathLike, topk: int | None, overwrite: bool = False,
                      mask_dtype: torch.dtype | None = None, progress: bool = True,
                      source: str = "the predictions") -> Path:
     """Write ``<out_dir>/<video>.pth`` (``topk`` best per frame) and ``vidfid2index.json``.
@@ -50,6 +67,8 @@ def reduce_by_videos(frames: list[Proposals], index: dict[str, dict[str, int]],
     Args:
         frames: per-frame proposals in frame-index order.
         index: ``{video: {frame: position in frames}}`` (``dmm.data.frame_index``).
+        topk: proposals kept per frame, the best-scored by decreasing score; None keeps every
+            proposal in the file's order.
         overwrite: replace an existing ``out_dir``; without it an existing folder is an error.
         source: the file ``frames`` came from, for messages.
     The folder appears whole or not at all.
@@ -63,10 +82,10 @@ def reduce_by_videos(frames: list[Proposals], index: dict[str, dict[str, int]],
         raise OutputExistsError(f"{out_dir} already exists (pass --overwrite to replace it)")
     with atomic_dir(out_dir, overwrite=True) as tmp:
         for video in tqdm(sorted(index), desc="videos", disable=not progress):
-            per_frame = {
-                frame: check_finite(frames[i], f"video {video!r} frame {frame!r} (entry {i} of "
-                                               f"{source})").topk(topk)
-                for frame, i in index[video].items()}
+            per_frame = {}
+            for frame, i in index[video].items():
+                kept = check_finite(frames[i], f"video {video!r} frame {frame!r} (entry {i} of {source})")
+                per_frame[frame] = kept if topk is None else kept.topk(topk)
             write_video_proposals(tmp / f"{video}.pth", per_frame, video=video,
                                   mask_dtype=mask_dtype)
         write_json(tmp / "vidfid2index.json", index, indent=None)

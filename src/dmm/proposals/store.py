@@ -4,7 +4,11 @@ A per-video file ``<dir>/<video>.pth`` holds::
 
     {"format": "dmm-proposals", "version": 1, "video": str, "num_frames": int,
      "frames": {frame: {"image_size": [h, w], "boxes": (N, 4) float xyxy,
-                        "scores": (N,), "masks": (N, 28, 28) or (N, h, w), "mask_mode": str}}}
+                        "scores": (N,), "masks": (N, 28, 28) or (N, h, w), "mask_mode": str,
+                        "labels": (N,) int64 (optional: the detector's classes)}}}
+
+The proposals keep the order they were written in (a maskrcnn-benchmark extraction keeps its
+detections' order: class, then RPN proposal; nothing here re-sorts them by score).
 
 Reading checks the header against what was asked for: a file whose ``video`` is not the
 video asked for (a file copied from another video), or whose ``num_frames`` is not the number
@@ -73,17 +77,30 @@ def _read_frame(d: dict[str, Any], where: str) -> Proposals:
 
 
 def write_video_proposals(path: str | os.PathLike, frames: dict[str, Proposals],
-                          video: str | None = None, mask_dtype: torch.dtype | None = None
-                          ) -> None:
-    """Write one video's proposals atomically to ``path`` (the video name defaults to its stem)."""
+                          video: str | None = None, mask_dtype: torch.dtype | None = None,
+                          labels: dict[str, torch.Tensor] | None = None) -> None:
+    """Write one video's proposals atomically to ``path`` (the video name defaults to its stem).
+
+    ``labels``: optionally, per frame, the (N,) int64 classes of its proposals (kept so that a
+    split-wide maskrcnn-benchmark ``predictions.pth`` can be rebuilt from the files).
+    """
     path = Path(path)
     video = path.stem if video is None else video
+    entries = {}
+    for f, p in sorted(frames.items()):
+        entry = proposals_to_dict(p, mask_dtype)
+        if labels is not None:
+            lab = labels[f].detach().cpu().to(torch.int64).contiguous()
+            if lab.shape != (len(p),):
+                raise ValueError(f"frame {f!r}: {tuple(lab.shape)} labels for {len(p)} proposals")
+            entry["labels"] = lab
+        entries[str(f)] = entry
     obj = {
         "format": FORMAT,
         "version": VERSION,
         "video": video,
         "num_frames": len(frames),
-        "frames": {str(f): proposals_to_dict(p, mask_dtype) for f, p in sorted(frames.items())},
+        "frames": entries,
     }
     save_torch(obj, path)
 
@@ -132,6 +149,21 @@ def read_video_proposals(path: str | os.PathLike, video: str | None = None
     obj = _load_video_file(path, video)
     return {f: _read_frame(d, f"video {video!r} frame {f!r} in {path}")
             for f, d in obj["frames"].items()}
+
+
+def read_video_labels(path: str | os.PathLike, video: str | None = None
+                      ) -> dict[str, torch.Tensor | None]:
+    """``{frame: (N,) int64 labels, or None where the file holds none}`` of a per-video file."""
+    path = Path(path)
+    video = path.stem if video is None else video
+    return {f: (d["labels"].clone() if "labels" in d else None)
+            for f, d in _load_video_file(path, video)["frames"].items()}
+
+
+def describe_missing(missing: list[str], limit: int = 10) -> str:
+    """A short list of frame names: the first ``limit``, then how many more."""
+    shown = ", ".join(repr(f) for f in missing[:limit])
+    return shown + (f" and {len(missing) - limit} more" if len(missing) > limit else "")
 
 
 def write_split_proposals(path: str | os.PathLike, frames: Iterable[Proposals]) -> None:
@@ -200,6 +232,24 @@ class ProposalStore:
     def video(self, video: str) -> dict[str, Proposals]:
         """``{frame: Proposals}`` of every frame of ``video``."""
         return {f: self.get(video, f) for f in self._raw(video)}
+
+    def check_frames(self, video: str, frames: list[str], by_position: bool = False) -> None:
+        """Refuse a file that lacks proposals for some of ``frames`` (the video's frames), naming
+        the file and the missing frames (the first ten, then a count).
+
+        ``by_position``: the n-th frame is served the stored frame that sorts n-th, so the frames
+        past the stored count are the missing ones.
+        """
+        stored = sorted(self._raw(video))
+        if by_position:
+            missing = list(frames[len(stored):])
+        else:
+            have = set(stored)
+            missing = [f for f in frames if f not in have]
+        if missing:
+            raise InputError(f"proposal file {self.path(video)} of video {video!r} holds {len(stored)} frames but "
+                             f"the video has {len(frames)}: {len(missing)} without proposals: "
+                             f"{describe_missing(missing)}")
 
     def get(self, video: str, frame: str) -> Proposals:
         """The proposals of ``frame`` of ``video``."""

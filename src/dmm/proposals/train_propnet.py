@@ -1,5 +1,12 @@
 """Fine-tune Mask R-CNN as a binary object-vs-background proposal net.
 
+``--init`` takes any proposal-net file ``dmm.proposals.model.load_propnet`` reads, the authors'
+maskrcnn-benchmark checkpoints and the caffe2 config's Detectron COCO pickle included; a
+maskrcnn-benchmark architecture (``legacy_*``) trains through torchvision's Mask R-CNN losses on
+its own modules (``dmm.proposals.legacy_net.training``; the differences from maskrcnn-benchmark's
+training are listed in ``docs/faithfulness.md``) and its checkpoints keep maskrcnn-benchmark's key
+names, so extraction runs them as maskrcnn-benchmark would.
+
 Run ``python -m dmm.proposals.train_propnet --out DIR ...`` (see ``--help``). Every annotated
 object instance of the YouTube-VOS frames is a foreground box and mask (the paper's
 "join_ytb_bin"), optionally mixed with COCO instances read through pycocotools
@@ -35,7 +42,10 @@ from dmm.data import DatasetError, YouTubeVOS
 from dmm.device import resolve_device
 from dmm.errors import InputError, MissingInputError
 from dmm.io import load_torch, save_torch
-from dmm.proposals.model import ARCHS, CHECKPOINT_FORMAT, load_maskrcnn
+from dmm.proposals.legacy_net import LEGACY_ARCHS, LegacyMaskRCNN
+from dmm.proposals.legacy_net.training import (benchmark_checkpoint_state, load_benchmark_checkpoint_state,
+                                               training_view)
+from dmm.proposals.model import ARCHS, CHECKPOINT_FORMAT, build_maskrcnn, load_propnet, propnet_arch
 
 Target = dict[str, torch.Tensor]
 
@@ -113,22 +123,62 @@ class CocoInstanceImages(Dataset):
         return _image_tensor(image), instance_targets(masks)
 
 
-def binary_maskrcnn(init: str | None, arch: str, **build_kwargs) -> MaskRCNN:
-    """A Mask R-CNN with object-vs-background heads, from ``init`` weights (any classes)."""
-    model = load_maskrcnn(init, arch, 2, **build_kwargs)
+def _binary_legacy(net: LegacyMaskRCNN) -> LegacyMaskRCNN:
+    """``net`` with fresh 2-class predictors when it has another class count (e.g. COCO's 81)."""
+    if net.num_classes != 2:
+        net.roi_heads.box_predictor = FastRCNNPredictor(1024, 2)
+        net.roi_heads.mask_predictor = MaskRCNNPredictor(256, 256, 2)
+        net.num_classes = 2
+    return net
+
+
+def binary_propnet(init: str | None, arch: str, **build_kwargs) -> tuple[MaskRCNN, str]:
+    """A Mask R-CNN with object-vs-background heads, from ``init`` weights (any classes), and
+    its architecture.
+
+    ``arch`` "auto" takes ``init``'s architecture (``legacy_x101_32x8d_fpn``, the paper's, for a
+    random init). For a maskrcnn-benchmark architecture the model is the torchvision training view
+    of a :class:`LegacyMaskRCNN` (same modules, torchvision's losses); ``build_kwargs`` go to
+    torchvision's ``MaskRCNN``.
+    """
+    fresh = init is None or str(init) == "none"
+    if arch == "auto" and fresh:
+        arch = "legacy_x101_32x8d_fpn"
+    if fresh and arch not in LEGACY_ARCHS:
+        model = build_maskrcnn(arch, 2, **build_kwargs)
+    else:
+        net = load_propnet(None if fresh else init, arch, 2)
+        if isinstance(net, LegacyMaskRCNN):
+            return training_view(_binary_legacy(net).train(), **build_kwargs), net.arch
+        arch = propnet_arch(net)
+        model = build_maskrcnn(arch, net.roi_heads.box_predictor.cls_score.out_features, **build_kwargs)
+        model.load_state_dict(net.state_dict())
     if model.roi_heads.box_predictor.cls_score.out_features != 2:
         in_box = model.roi_heads.box_predictor.cls_score.in_features
         model.roi_heads.box_predictor = FastRCNNPredictor(in_box, 2)
         in_mask = model.roi_heads.mask_predictor.conv5_mask.in_channels
         model.roi_heads.mask_predictor = MaskRCNNPredictor(in_mask, 256, 2)
-    return model
+    return model, arch
+
+
+def binary_maskrcnn(init: str | None, arch: str, **build_kwargs) -> MaskRCNN:
+    """The model of :func:`binary_propnet`."""
+    return binary_propnet(init, arch, **build_kwargs)[0]
 
 
 def checkpoint(model: MaskRCNN, optimizer: torch.optim.Optimizer, arch: str,
                iteration: int) -> dict:
+    """A proposal-net checkpoint; a maskrcnn-benchmark architecture keeps its key names."""
+    state = benchmark_checkpoint_state(model) if arch in LEGACY_ARCHS else model.state_dict()
     return {"format": CHECKPOINT_FORMAT, "version": 1, "arch": arch, "num_classes": 2,
-            "iteration": iteration, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict()}
+            "iteration": iteration, "model": state, "optimizer": optimizer.state_dict()}
+
+
+def _load_model_state(model: MaskRCNN, arch: str, state: dict[str, torch.Tensor]) -> None:
+    if arch in LEGACY_ARCHS:
+        load_benchmark_checkpoint_state(model, state)
+    else:
+        model.load_state_dict(state)
 
 
 def learning_rate(base: float, it: int, iterations: int, warmup: int) -> float:
@@ -153,7 +203,7 @@ def train(model: MaskRCNN, dataset: Dataset, out_dir: str | os.PathLike, arch: s
     found = checkpointer.load_latest(lambda path: load_torch(path / PAYLOAD, "proposal-net checkpoint"))
     if found is not None:
         path, state = found
-        model.load_state_dict(state["model"])
+        _load_model_state(model, arch, state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
         print(f"resuming from {path} at iteration {start}")
@@ -197,9 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coco-json", default=None, help="COCO instances json to mix in")
     parser.add_argument("--coco-images", default=None, help="COCO image folder")
     parser.add_argument("--out", required=True, help="checkpoint folder")
-    parser.add_argument("--arch", default="resnext101_32x8d_fpn", choices=ARCHS)
+    parser.add_argument("--arch", default="auto", choices=("auto", *ARCHS),
+                        help="architecture: --init's (auto; legacy_x101_32x8d_fpn, the paper's, for a random "
+                             "init), or checked against it")
     parser.add_argument("--init", default="none",
-                        help="initial weights (COCO state dict or checkpoint), or 'none'")
+                        help="initial weights (any file dmm.proposals.extract --weights takes: the authors' "
+                             "maskrcnn-benchmark checkpoints, the Detectron COCO pickle, a torchvision COCO "
+                             "state dict, a checkpoint of this command), or 'none'")
     parser.add_argument("--iters", type=int, default=180000)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=0.01)
@@ -218,10 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         YouTubeVOS(args.root, split, split_dir=args.split_dir), first_frames_only=args.online)]
     if args.coco_json:
         parts.append(CocoInstanceImages(args.coco_json, args.coco_images))
-    model = binary_maskrcnn(args.init, args.arch, min_size=args.min_size, max_size=args.max_size)
+    model, arch = binary_propnet(args.init, args.arch, min_size=args.min_size, max_size=args.max_size)
     torch.manual_seed(args.seed)
     dataset = parts[0] if len(parts) == 1 else ConcatDataset(parts)
-    losses = train(model, dataset, args.out, args.arch, args.iters, args.batch_size, args.lr,
+    losses = train(model, dataset, args.out, arch, args.iters, args.batch_size, args.lr,
                    str(resolve_device(args.device)), args.checkpoint_period, args.warmup,
                    args.seed, keep=args.keep)
     if losses:

@@ -9,18 +9,22 @@ import torch
 
 @dataclass
 class TrackState:
-    """The state of B videos tracked in lockstep, each with O object slots.
+    """The state of B videos (or training clips) tracked in lockstep, each with O object slots.
 
     Attributes:
-        active: (B, O) bool, the slots being tracked (started, and not padding).
+        active: (B, O) bool, the slots with a template (started, and not padding).
         reference: (B, O, H, W) float in [0, 1], each object's given mask at the input size
             (from the frame where it was started).
-        previous: (B, O, H, W) float in [0, 1], each object's mask of the last frame: the
-            given mask after a start, then the tracker's own probabilities. It feeds both the
-            IoU term of the matching cost and the decoder's previous-mask input.
+        previous: (B, O, H, W) float, each object's mask of the last frame: the given mask after
+            a start, then the tracker's own probabilities (in training: the ground truth or the
+            model's own prediction). It feeds the decoder's previous-mask input.
         templates: (B, O, D) float or None: the objects' template features (DMM-Net).
         memory: None, or one (B, O, C_l, h_l, w_l) float per decoder level: each object's
             temporal hidden state after its last frame (DMM-Net).
+        iou: (B, O, H, W) float or None: the masks of the matching cost's IoU term; None takes
+            ``previous`` on the active slots (inference), training sets them.
+        run: (B, O) bool or None: the slots the decoder refines; None takes the matching
+            problem's rows (inference), training sets them (the slot rule's decoder slots).
     """
 
     active: torch.Tensor
@@ -28,6 +32,8 @@ class TrackState:
     previous: torch.Tensor
     templates: torch.Tensor | None = None
     memory: list[torch.Tensor] | None = None
+    iou: torch.Tensor | None = None
+    run: torch.Tensor | None = None
 
     @classmethod
     def empty(cls, batch: int, objects: int, size: tuple[int, int],
@@ -48,6 +54,20 @@ class TrackState:
     def size(self) -> tuple[int, int]:
         return int(self.reference.shape[-2]), int(self.reference.shape[-1])
 
+    def given(self, masks: torch.Tensor, starting: torch.Tensor, templates: torch.Tensor) -> "TrackState":
+        """The state with objects given for the ``starting`` (B, O) slots: their reference and
+        previous masks become ``masks`` (B, O, H, W) and their templates ``templates`` (B, O, D)
+        (every slot's when there were none); the other slots keep theirs."""
+        def where(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+            return torch.where(starting.view(*starting.shape, *([1] * (new.dim() - 2))), new, old)
+
+        return replace(
+            self,
+            reference=where(masks, self.reference),
+            previous=where(masks, self.previous),
+            templates=templates if self.templates is None else where(templates, self.templates),
+        )
+
     def detach(self) -> "TrackState":
         """The same state cut from the autograd graph (for truncated backpropagation)."""
         return replace(
@@ -56,4 +76,5 @@ class TrackState:
             previous=self.previous.detach(),
             templates=None if self.templates is None else self.templates.detach(),
             memory=None if self.memory is None else [m.detach() for m in self.memory],
+            iou=None if self.iou is None else self.iou.detach(),
         )

@@ -28,11 +28,17 @@ class ObjectInfo:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """A video: its frame names (the JPEGImages listing, sorted) and its objects (sorted by id)."""
+    """A video: its frame names (the JPEGImages listing, sorted) and its objects (sorted by id).
+
+    ``start``: where the 2019 evaluator started this video, when its split has a rule of its own
+    (YouTube-VOS ``trainval``: the first frame its meta lists for the object it lists first), or
+    None (the earliest frame holding an object).
+    """
 
     name: str
     frames: list[str]
     objects: dict[int, ObjectInfo] = field(default_factory=dict)
+    start: str | None = None
 
     @property
     def object_ids(self) -> list[int]:
