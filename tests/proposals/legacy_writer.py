@@ -6,6 +6,7 @@ temporary folder put on sys.path, so the pickle names exactly that class. ``nan`
 zip format with a NaN in the first mask of frame 1.
 """
 
+import inspect
 import os
 import sys
 import tempfile
@@ -13,17 +14,10 @@ from pathlib import Path
 
 import torch
 
-BOXLIST_SRC = '''
-class BoxList(object):
-    def __init__(self, bbox, image_size, mode="xyxy"):
-        self.bbox = bbox
-        self.size = image_size
-        self.mode = mode
-        self.extra_fields = {}
+import boxlist_reader
 
-    def add_field(self, field, field_data):
-        self.extra_fields[field] = field_data
-'''
+#: the BoxList stand-in of boxlist_reader.py (a sibling: this script's folder is on sys.path)
+BOXLIST_SRC = "import torch\n\n" + inspect.getsource(boxlist_reader.BoxList)
 
 
 class Evil:
