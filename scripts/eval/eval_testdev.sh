@@ -24,17 +24,20 @@ REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
 # (dmm.test reads options first, then KEY VALUE pairs).
 [ -z "$DATA_ROOT" ] || set -- "$@" DATA.ROOT "$DATA_ROOT"
 [ -z "$EVAL_PROPOSALS" ] || set -- "$@" PROPOSALS.EVAL_DIR "$EVAL_PROPOSALS"
-RELEASED_ALT=experiments/dmmnet/online_ytb/epo101
-if [ -z "$CHECKPOINT" ] && [ "$CONFIG" = eval_testdev ] && [ ! -e experiments/dmmnet/online_ytb/epo90_iter00088 ] \
-   && [ -e "$RELEASED_ALT" ]; then
-  echo "[eval] experiments/dmmnet/online_ytb/epo90_iter00088 not found; using the README layout's $RELEASED_ALT"
-  CHECKPOINT=$RELEASED_ALT
+[ -z "$GPUS" ] || export CUDA_VISIBLE_DEVICES="$GPUS"
+dmm_python
+if [ -z "$CHECKPOINT" ]; then
+  # The config's checkpoint, or beside it the 2019 README layout's epo101 when only that is there.
+  dmm_read_config test "$CONFIG" "$@"
+  released=$(dirname -- "$DMM_CHECKPOINT")/epo101
+  if [ ! -e "$DMM_CHECKPOINT" ] && [ -e "$released" ]; then
+    echo "[eval] $DMM_CHECKPOINT not found; using the 2019 README layout's $released"
+    CHECKPOINT=$released
+  fi
 fi
 [ -z "$CHECKPOINT" ] || set -- --checkpoint "$CHECKPOINT" "$@"
 set -- --split "$SPLIT" --out "$OUT/merged" "$@"
-[ -z "$GPUS" ] || export CUDA_VISIBLE_DEVICES="$GPUS"
 
-dmm_python
 dmm_check_evaluation "checkpoint (TEST.CHECKPOINT / CHECKPOINT)" "$CONFIG" "$@"
 
 echo "[eval] $CONFIG: $DMM_CHECKPOINT on $DMM_EVAL_SPLIT -> $DMM_RESULTS"

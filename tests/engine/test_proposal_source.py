@@ -105,3 +105,36 @@ def test_a_frame_without_proposals_gets_the_split_last_frame(raw_store):
     assert len(fixed(video, 3, empty)) == 0
     assert torch.equal(source(video, 1, sorted(index[video])[1]).scores, frames[1].scores)  # others as stored
     assert json.loads((folder / "videos_all" / "vidfid2index.json").read_text()) == index
+
+
+def test_evaluation_without_a_videos_proposal_file_is_one_error_line(synthetic_root, synthetic_proposals, tmp_path,
+                                                                     capsys):
+    """``dmm.test`` on a split whose proposal folder lacks one video's file: one ``error:`` line
+    naming that file; the results hold only finished videos (a rerun carries on)."""
+    import shutil
+
+    import torch
+
+    from dmm.checkpointing import save_checkpoint
+    from dmm.model.dmmnet import DMMNet
+    from dmm.test import main
+
+    small = ["MODEL.BACKBONE", "resnet18", "MODEL.PRETRAINED", "none", "DATA.INPUT_H", "64", "DATA.INPUT_W", "112",
+             "DEVICE", "cpu", "DATA.ROOT", str(synthetic_root)]
+    cfg = load_config("synthetic", small)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ckpt", DMMNet.from_config(cfg), {}, cfg, 0, 0)
+    props = tmp_path / "props"
+    shutil.copytree(synthetic_proposals / "valid", props)
+    gone = sorted(props.glob("*.pth"))[0]
+    gone.unlink()
+    out = tmp_path / "res" / "merged"
+    code = run(main, ["--checkpoint", str(tmp_path / "ckpt"), "--split", "valid", "--out", str(out), *small,
+                      "PROPOSALS.EVAL_DIR", str(props)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert code == 2 and len(err) == 1 and str(gone) in err[0], err
+    reader = YouTubeVOS(synthetic_root, "valid")
+    finished = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert gone.stem not in finished and set(finished) <= set(reader.videos)
+    for video in finished:  # whole videos only
+        assert len(list((out / video).glob("*.png"))) == len(reader.frames(video))

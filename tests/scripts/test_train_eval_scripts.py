@@ -248,6 +248,45 @@ def test_eval_testdev(tmp_path: Path):
     assert f"sh scripts/submit.sh {tmp_path / 'res/merged'}\n" in proc.stdout
 
 
+def test_eval_testdev_takes_the_released_epo101_when_the_evaluated_checkpoint_is_absent(tmp_path: Path):
+    """2019's eval_testdev.sh evaluated online_ytb/epo90_iter00088 (the config's checkpoint); the 2019
+    README lays the download out as online_ytb/epo101: the script takes that one when alone."""
+    root = tmp_path / "ytb"
+    make_split(root / "valid")
+    (tmp_path / "props").mkdir()
+    config = tmp_path / "testdev.yaml"
+    config.write_text(f"DATA:\n  EVAL_SPLIT: valid\nMODEL:\n  BACKBONE: resnet101\n  PRETRAINED: none\n"
+                      f"TEST:\n  CHECKPOINT: {tmp_path / 'online_ytb/epo90_iter00088'}\n")
+    env = {"DATA_ROOT": str(root), "EVAL_PROPOSALS": str(tmp_path / "props"), "CONFIG": str(config),
+           "OUT": str(tmp_path / "res")}
+    assert_failed(run(SCRIPTS[3], tmp_path, **env),
+                  f"checkpoint (TEST.CHECKPOINT / CHECKPOINT) not found: {tmp_path / 'online_ytb/epo90_iter00088'}")
+    released = make_checkpoint(tmp_path / "online_ytb/epo101")
+    proc = run(SCRIPTS[3], tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr
+    assert f"using the 2019 README layout's {released}" in proc.stdout
+    assert f"--out {tmp_path / 'res/merged'} --checkpoint {released} DATA.ROOT {root}" in proc.stdout
+    make_checkpoint(tmp_path / "online_ytb/epo90_iter00088")  # when present, the one 2019 evaluated
+    proc = run(SCRIPTS[3], tmp_path, **env)
+    assert proc.returncode == 0 and "--checkpoint" not in proc.stdout.split("+ ")[-1], proc.stdout
+
+
+def test_train_r101_starts_from_the_rvos_model(train_data, tmp_path: Path):
+    d = train_data
+    rvos = tmp_path / "rvos"
+    rvos.mkdir()
+    for name in ("encoder.pt", "decoder.pt"):
+        (rvos / name).write_bytes(b"")
+    proc = run("scripts/train/train_r101.sh", tmp_path, "DATA.SPLIT_DIR", str(d["splits"]), RVOS=str(rvos),
+               **_train_env(d))
+    assert proc.returncode == 0, proc.stderr
+    (cmd,) = [line for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    assert f"-m dmm.train --config train_r101 --init {rvos} DATA.SPLIT_DIR" in cmd
+    assert_failed(run("scripts/train/train_r101.sh", tmp_path, "DATA.SPLIT_DIR", str(d["splits"]),
+                      RVOS=str(tmp_path / "none"), **_train_env(d)),
+                  f"initial checkpoint (--init) not found: {tmp_path / 'none'}")
+
+
 def test_eval_r50_files_your_own_checkpoint_under_its_run(tmp_path: Path):
     root, splits = tmp_path / "ytb", tmp_path / "splits"
     make_split(root / "train", splits / "val200_meta.json")
