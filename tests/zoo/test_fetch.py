@@ -74,6 +74,8 @@ def test_fetch_unpacks_follows_up_checks_and_keeps_what_is_there(served, proposa
     listing = capsys.readouterr().out
     assert "proposals_ytb_train            [here, checked]" in listing
     assert "http://www.cs.toronto.edu/~xiaohui/dmm/proposals/proposals_ytb_train.tar.gz" in listing
+    assert f"(proposals_ytb_train.tar.gz, {proposals_archive.stat().st_size} bytes)" in listing
+    assert "ytb_255_50                     [absent]" in listing
 
 
 def test_a_dropped_download_resumes_from_its_last_byte(served, proposals_archive, data, tmp_path, capsys):

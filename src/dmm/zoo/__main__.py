@@ -45,17 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{list,fetch,check}")
 
-    listing = commands.add_parser("list", prog=f"{PROG} list", formatter_class=_FORMAT,
-                                  help="every released file, where it goes and whether it is here and checked",
-                                  description="Every released file of MODEL_ZOO.md: its name, source address "
-                                              "(the 2019 README's), size when known, destination, state here.")
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, prog=f"{PROG} {name}", formatter_class=_FORMAT, help=summary,
+                                   description=description)
+
+    listing = command("list", "every released file, where it goes and whether it is here and checked",
+                      "Every released file of MODEL_ZOO.md: its name, source address (the 2019 README's), size "
+                      "when known, destination, state here.")
     _common(listing, data=False)
 
-    get = commands.add_parser("fetch", prog=f"{PROG} fetch", formatter_class=_FORMAT,
-                              help="download, unpack, follow up and check released files",
-                              description="Download (resuming a partial download), unpack into MODEL_ZOO.md's "
-                                          "layout, run the README's follow-up and check. Nothing present and "
-                                          "checked is overwritten.")
+    get = command("fetch", "download, unpack, follow up and check released files",
+                  "Download (resuming a partial download), unpack into MODEL_ZOO.md's layout, run the README's "
+                  "follow-up and check. Nothing present and checked is overwritten.")
     get.add_argument("names", nargs="*", metavar="NAME", help="files to fetch (python -m dmm.zoo list names them)")
     get.add_argument("--for", dest="purpose", choices=sorted(PURPOSES), default=None,
                      help="every file a README workflow needs: "
@@ -64,11 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="take the same file names from this folder or address instead of the 2019 addresses")
     _common(get, data=True)
 
-    verify = commands.add_parser("check", prog=f"{PROG} check", formatter_class=_FORMAT,
-                                 help="verify the files on disk by their content",
-                                 description="Verify released files on disk by their content, one line each; "
-                                             "record their SHA-256 in experiments/zoo.lock.json after the first "
-                                             "successful check and report a file that changed since.")
+    verify = command("check", "verify the files on disk by their content",
+                     "Verify released files on disk by their content, one line each; record their SHA-256 in "
+                     "experiments/zoo.lock.json after the first successful check and report a file that changed "
+                     "since.")
     verify.add_argument("names", nargs="*", metavar="NAME", help="files to check (default: every one present)")
     verify.add_argument("--relock", action="store_true",
                         help="record the current SHA-256 of files that pass, replacing the lock's")
@@ -95,7 +95,8 @@ def list_files(zoo: Zoo, root: Path) -> list[str]:
         else:
             state = "here, not checked"
         source = " | ".join(release.addresses) or f"by hand from {release.page}"
-        size = f"{release.size} bytes" if release.size else "size unknown"
+        known = release.size or lock.archives.get(release.file, {}).get("size")
+        size = f"{known} bytes" if known else "size unknown"
         file = f"{release.file}, " if release.file else ""
         lines += [f"{product.name:<30} [{state}] {product.what}",
                   f"    from {source} ({file}{size})",

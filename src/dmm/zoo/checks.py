@@ -158,17 +158,21 @@ def sha256(path: Path, progress: bool = False) -> str:
 
 class Lock:
     """``experiments/zoo.lock.json``: ``{"format", "version", "files": {path: {"sha256", "size",
-    "name", "checked"}}}`` with paths relative to the root."""
+    "name", "checked"}}, "archives": {file: {"size"}}}`` with paths relative to the root (the
+    sizes of the released files fetched here, for ``list``)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.path = root / LOCK_FILE
         self.files: dict[str, dict[str, Any]] = {}
+        self.archives: dict[str, dict[str, Any]] = {}
         self.changed = False
         if self.path.is_file():
             try:
                 data = json.loads(self.path.read_text())
-                self.files = dict(data["files"]) if data.get("format") == LOCK_FORMAT else {}
+                if data.get("format") == LOCK_FORMAT:
+                    self.files = dict(data["files"])
+                    self.archives = dict(data.get("archives", {}))
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 raise InputError(f"{self.path} is not a dmm.zoo lock file; move it away and run "
                                  "python -m dmm.zoo check again") from None
@@ -207,12 +211,18 @@ class Lock:
                                                "checked": now}
                 self.changed = True
 
+    def record_archive(self, file: str, size: int) -> None:
+        if self.archives.get(file, {}).get("size") != size:
+            self.archives[file] = {"size": size}
+            self.changed = True
+
     def save(self) -> None:
         """Write the lock file when something was recorded."""
         if not self.changed:
             return
         self.changed = False
-        write_json(self.path, {"format": LOCK_FORMAT, "version": 1, "files": dict(sorted(self.files.items()))})
+        write_json(self.path, {"format": LOCK_FORMAT, "version": 1, "files": dict(sorted(self.files.items())),
+                               "archives": dict(sorted(self.archives.items()))})
 
 
 def verify(product: Product, path: Path, places: Places, lock: Lock, relock: bool = False,

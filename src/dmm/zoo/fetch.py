@@ -219,6 +219,7 @@ def fetch(zoo: Zoo, names: list[str], places: Places, origin: str | None = None)
             manual.append(_manual_message(release, todo, places))
             continue
         source = obtain(release, origin, places)
+        size = source.path.stat().st_size
         try:
             for text in _install(release, todo, source, places, lock):
                 report(text)
@@ -226,6 +227,7 @@ def fetch(zoo: Zoo, names: list[str], places: Places, origin: str | None = None)
             if source.downloaded:
                 source.path.unlink(missing_ok=True)
             raise BadArchive(f"{release.file} ({release.name}): {e}; nothing was placed") from None
+        lock.record_archive(release.file, size)
         lock.save()
         if source.downloaded and source.path.exists() and all(
                 (places.root / p.path).exists() for p in release.products):
