@@ -150,7 +150,11 @@ def test_a_file_changed_since_the_lock_is_reported(served, proposals_archive, da
     captured = capsys.readouterr()
     assert captured.out.startswith("FAILED  proposals_ytb_train") and "changed since" in captured.out
     assert f"{PROPOSALS}/predictions.pth" in captured.out
-    assert captured.err.strip() == "error: 1 of 1 files failed their check: proposals_ytb_train"
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: proposals_ytb_train failed its check: ")
+    assert f"{PROPOSALS}/predictions.pth changed since" in err[0]
+    assert zoo(root, "fetch", "proposals_ytb_train", "--from", served.url, data=data) == 2
+    assert "is already there but fails its check" in error_line(capsys)
     assert zoo(root, "check", "proposals_ytb_train", "--relock", data=data) == 0
     assert zoo(root, "check", "proposals_ytb_train", data=data) == 0
 

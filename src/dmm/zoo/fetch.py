@@ -242,23 +242,27 @@ def check(zoo: Zoo, names: list[str], places: Places, relock: bool = False) -> l
     line per product. Raises :class:`CheckFailed` when one fails (or, named, is absent)."""
     selected = zoo.select(names) if names else zoo.products()
     lock = Lock(places.root)
-    lines, failed = [], []
+    lines: list[str] = []
+    failed: list[tuple[str, str]] = []
     for _, product in selected:
         target = places.root / product.path
         if not (target.exists() or target.is_symlink()):
-            text = line("MISSING" if names else "absent", product, "not there (python -m dmm.zoo fetch "
-                        f"{product.name})")
+            detail = f"not there (python -m dmm.zoo fetch {product.name})"
+            text = line("MISSING" if names else "absent", product, detail)
             if names:
-                failed.append(product.name)
+                failed.append((product.name, f"{target} is {detail}"))
         else:
             try:
                 text = line("OK", product, verify(product, target, places, lock, relock=relock))
             except DMMError as e:
                 text = line("FAILED", product, str(e))
-                failed.append(product.name)
+                failed.append((product.name, str(e)))
         lines.append(text)
         print(text, flush=True)
     lock.save()
+    if len(failed) == 1:
+        raise CheckFailed(f"{failed[0][0]} failed its check: {failed[0][1]}")
     if failed:
-        raise CheckFailed(f"{len(failed)} of {len(selected)} files failed their check: {', '.join(failed)}")
+        raise CheckFailed(f"{len(failed)} of {len(selected)} files failed their check (see the lines above): "
+                          f"{', '.join(name for name, _ in failed)}")
     return lines
