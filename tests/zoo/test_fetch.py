@@ -135,7 +135,7 @@ def test_an_archive_holding_another_model_is_refused(served, data, tmp_path, cap
     assert zoo(root, "fetch", "ytb_255_50", "--from", served.url, data=data) == 2
     line = error_line(capsys)
     assert "dmmnet_ytb_255_50.tar.gz (ytb_255_50)" in line and "missing keys" in line
-    assert "resnet50 DMM-Net" not in line and "trainer.pt" in line
+    assert "dmmnet_ytb_255_50.tar.gz/ytb_255_50/epo08_iter01640/trainer.pt" in line and ".tmp" not in line
     assert not (root / "experiments/dmmnet/ytb_255_50").exists() and not leftovers(root)
 
 

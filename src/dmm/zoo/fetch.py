@@ -143,7 +143,10 @@ def _install(release: Release, todo: list[Product], source: Source, places: Plac
             shutil.copyfile(source.path, stage / release.file)
         checked = []
         for product in todo:
-            found = find_member(stage, product.member, release.file) if product.member else stage / release.file
+            try:
+                found = find_member(stage, product.member, release.file) if product.member else stage / release.file
+            except DMMError as e:
+                raise BadArchive(str(e)) from None
             follow_up(product, found, places)
             target = places.root / product.path
             try:
@@ -151,11 +154,13 @@ def _install(release: Release, todo: list[Product], source: Source, places: Plac
             except DMMError as e:
                 if product.check.kind == "proposals":
                     raise
-                raise BadArchive(f"{release.file} does not hold what {product.name} must be: {e}") from None
+                raise BadArchive(f"it does not hold what {product.name} must be: {e}") from None
             checked.append((product, found, target, what))
         for product, found, target, _ in checked:
             place(found, target)
         return [line("OK", product, what) for product, _, _, what in checked]
+    except DMMError as e:  # name the files by the archive, not by the staging folder
+        raise type(e)(str(e).replace(str(stage), release.file)) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
