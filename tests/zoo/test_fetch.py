@@ -12,7 +12,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import torch
 
 from dmm.cli import run
 from dmm.model import DMMNet

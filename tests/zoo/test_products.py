@@ -16,7 +16,7 @@ from dmm.config import load_config
 from dmm.engine.build import build_optimizers
 from dmm.errors import DMMError
 from dmm.model import DMMNet
-from dmm.zoo import Check, Zoo
+from dmm.zoo import Zoo
 from dmm.zoo.checks import Places
 from dmm.zoo.fetch import check, fetch
 

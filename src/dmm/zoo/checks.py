@@ -46,7 +46,9 @@ class Places:
 
 def store_name(check: Check) -> str:
     """The per-video store folder of a proposal product: ``videos_top<K>`` or ``videos_all``."""
-    return "videos_all" if check.topk is None else f"videos_top{check.topk}"
+    from dmm.proposals.reduce import output_dir
+
+    return output_dir(PREDICTIONS, check.topk).name
 
 
 def _dmmnet(path: Path, check: Check) -> str:
@@ -66,7 +68,8 @@ def _dmmnet(path: Path, check: Check) -> str:
     load_weights(model, path)
     if check.optimizers:
         source = load_optimizer_states(model, build_optimizers(model, cfg.SOLVER), path)
-        return f"{what}, optimizer states from {Path(source).name}"
+        files = " + ".join(Path(f).name for f in source.split(" + "))
+        return f"{what}, optimizer states from {files}"
     return what
 
 
@@ -75,11 +78,8 @@ def _propnet(path: Path, check: Check) -> str:
 
     if not path.is_file():
         raise InputError(f"{path} is not a file")
-    net = load_propnet(path, check.arch)
-    classes = getattr(net, "num_classes", None)
-    if classes is None:  # a torchvision MaskRCNN
-        classes = net.roi_heads.box_predictor.cls_score.out_features
-    if int(classes) != check.classes:
+    classes = load_propnet(path, check.arch).num_classes  # a maskrcnn-benchmark architecture: LegacyMaskRCNN
+    if classes != check.classes:
         raise InputError(f"{path} is a proposal net with {classes} classes, not the {check.classes} "
                          f"of this release")
     return f"{check.arch}, {classes} classes"
