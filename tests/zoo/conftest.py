@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from dmm.cli import run
 from dmm.data import YouTubeVOS, frame_index
+from dmm.zoo.__main__ import main
 
 from .server import Served
 
@@ -80,3 +82,22 @@ def checkpoint_folder(folder: Path, state: dict[str, torch.Tensor], pair: bool =
     else:
         torch.save({"model": state, "epoch": 13}, folder / "trainer.pt")
     return folder
+
+
+def zoo(root: Path, *args: str, data: tuple[Path, Path] | None = None) -> int:
+    """``python -m dmm.zoo COMMAND --root ROOT [--data-root D --split-dir S --no-progress] ARGS``,
+    in this process (as ``dmm.cli.run`` runs it): the exit status."""
+    extra = ["--data-root", str(data[0]), "--split-dir", str(data[1]), "--no-progress"] if data else []
+    return run(main, [args[0], "--root", str(root), *extra, *args[1:]])
+
+
+def leftovers(root: Path) -> list[str]:
+    """Hidden staging folders or temporary files anywhere under ``root``."""
+    return [str(p) for p in root.rglob(".*") if p.name.endswith(".tmp")]
+
+
+def error_line(capsys) -> str:
+    """The one line the command wrote on stderr, checked to be an ``error:`` line."""
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]

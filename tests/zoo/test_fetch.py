@@ -13,33 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from dmm.cli import run
 from dmm.model import DMMNet
 from dmm.zoo import Zoo
-from dmm.zoo.__main__ import main
 from dmm.zoo.checks import LOCK_FILE, Places
 from dmm.zoo.fetch import fetch
 
 from ..model.model_helpers import small_cfg
-from .conftest import checkpoint_folder, tar_gz
+from .conftest import checkpoint_folder, error_line, leftovers, tar_gz, zoo
 
 PROPOSALS = Path("experiments/proposals/ytb_train/inference/youtubevos_val200_meta")
-
-
-def zoo(root: Path, *args: str, data: tuple[Path, Path] | None = None) -> int:
-    extra = ["--data-root", str(data[0]), "--split-dir", str(data[1]), "--no-progress"] if data else []
-    return run(main, [args[0], "--root", str(root), *extra, *args[1:]])
-
-
-def leftovers(root: Path) -> list[str]:
-    """Hidden staging folders or temporary files anywhere under ``root``."""
-    return [str(p) for p in root.rglob(".*") if p.name.endswith(".tmp")]
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 @pytest.fixture

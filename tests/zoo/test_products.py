@@ -20,8 +20,7 @@ from dmm.zoo import Zoo
 from dmm.zoo.checks import Places
 from dmm.zoo.fetch import check, fetch
 
-from .conftest import legacy_predictions, split_frames, tar_gz
-from .test_fetch import error_line, leftovers, zoo
+from .conftest import error_line, legacy_predictions, leftovers, split_frames, tar_gz, zoo
 
 COCO = Path("experiments/proposals/coco81/inference")
 
