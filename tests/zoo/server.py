@@ -20,6 +20,7 @@ class Served:
         self.folder = folder
         self.log: list[tuple[str, int | None, int]] = []
         self.drop_after: dict[str, int] = {}  # name -> bytes sent before the connection is cut
+        self.honour_range = True  # False: answer a range request with the whole file (200)
         served = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,7 +31,7 @@ class Served:
                 name = self.path.lstrip("/")
                 path = served.folder / name
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-                start = int(match.group(1)) if match else None
+                start = int(match.group(1)) if match and served.honour_range else None
                 if "/" in name or not path.is_file():
                     served.log.append((name, start, 404))
                     self.send_error(404)
