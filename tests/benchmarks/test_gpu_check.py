@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
@@ -100,6 +101,16 @@ def test_wheels_from_a_local_folder_supply_the_missing_module(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "installing 1 wheel(s)" in out.stdout and re.search(r"all \d+ of requirements.txt found", out.stdout)
     assert (tmp_path / "work" / "site" / "yacs" / "__init__.py").is_file()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_without_cuda_the_plain_command_points_to_the_smoke_mode():
+    """README's command as written, here: no CUDA, so one error line and nothing written."""
+    before = sorted(p.name for p in (ROOT / "benchmarks").iterdir())
+    out = run_script()
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith("run: bash benchmarks/gpu_check.sh --smoke")
+    assert sorted(p.name for p in (ROOT / "benchmarks").iterdir()) == before
 
 
 def test_an_empty_wheel_folder_is_refused(tmp_path):
