@@ -9,7 +9,7 @@ matching kernel, bf16 autocast for the encoder); and checks that the layouts giv
 outputs. Runs on CPU, and on CUDA too when present. Target (issue 13, CUDA, 5 objects, fast
 settings): frame <= 2.0x backbone; on the CPU: not slower than before.
 
-    .venv/bin/python benchmarks/bench_model.py [--repeat 3] [--device all|cpu|cuda] [--json OUT] [--quick]
+    .venv/bin/python benchmarks/bench_model.py [--repeat 3] [--device all|cpu|cuda] [--json OUT] [--tiny]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dmm.structures import Proposals, TrackState
 from timing import best_time  # benchmarks/timing.py
 
 H, W, M = 255, 448, 50
-FULL, QUICK = (H, W, M), (64, 112, 10)  # input height, width and proposals: the paper's, and --quick's
+FULL, TINY = (H, W, M), (64, 112, 10)  # input height, width and proposals: the paper's, and --tiny's
 
 
 def flops(fn):
@@ -70,13 +70,13 @@ def main():
                         help="all: the CPU, and CUDA when present (default)")
     parser.add_argument("--json", type=Path, default=None,
                         help="also write {device: {objects: {layout: {part: ms}}}} here")
-    parser.add_argument("--quick", action="store_true", help="smoke run: ResNet-18, 64x112, 10 proposals")
+    parser.add_argument("--tiny", action="store_true", help="smoke run: ResNet-18, 64x112, 10 proposals")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
-    H, W, M = QUICK if args.quick else FULL
+    H, W, M = TINY if args.tiny else FULL
     cfg = get_cfg_defaults()
-    cfg.MODEL.BACKBONE = "resnet18" if args.quick else "resnet50"
+    cfg.MODEL.BACKBONE = "resnet18" if args.tiny else "resnet50"
     cfg.MODEL.PRETRAINED = "none"
     torch.manual_seed(0)
     devices = {"all": [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else []),
