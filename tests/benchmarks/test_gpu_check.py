@@ -160,3 +160,48 @@ def test_smoke_run_writes_both_reports_with_every_part(tmp_path):
     for part in PARTS:
         assert re.search(rf"^\| {part} \| .* \| ok \| 0 \|", md, re.M), part
     assert "===== ddp" in (tmp_path / "out" / "gpu_check.log").read_text()
+
+
+def test_on_cuda_each_target_gets_pass_or_fail_from_the_parts_records(tmp_path):
+    """The records as the parts write them on CUDA (their keys), one figure on each side of its target."""
+    work = tmp_path / "work"
+    (work / "logs").mkdir(parents=True)
+    (work / "parts.tsv").write_text("".join(f"{p}\t0\t1.0\t10\n" for p in PARTS))
+    layout = {"backbone": 10.0, "frame": 19.0, "step": 9.0}
+    records = {
+        "env": {"device": "cuda", "gpu": "NVIDIA H100 80GB HBM3", "driver": "580.159.04"},
+        "tests": {"runs": {r: {"tests": 3, "passed": 3, "failures": 0, "errors": 0, "skipped": 0, "seconds": 1.0,
+                                "command": "pytest", "failed_tests": []} for r in ("cuda-marked", "faithfulness")}},
+        "golden": {"implementations": {i: {"labels_identical": i != "exact", "label_pixels_differing": int(i == "exact"),
+                                           "label_pixels": 10, "max_refined_difference": 1e-6, "seconds": 1.0,
+                                           "label_pixels_differing_from_2019": 0, "cpu_seconds": 2.0,
+                                           "speedup_over_cpu": 2.0, "cpu_baseline": i}
+                                       for i in ("exact", "batched", "triton")}},
+        "model": {"backbone": "resnet50", "input": [255, 448],
+                  "ms": {"cuda": {"5": {"default": layout, "2019 layout": layout, "fast": layout}}}},
+        "engine": {"settings": {"short_frames": 20, "long_frames": 200, "batch_videos": 8, "matching": "batched",
+                                "batch_size": 4},
+                   "training": {"clips_per_s": 15.0, "compute_clips_per_s": 20.0},
+                   "inference": {"default: one video, 20 frames": {"fps": 61.0, "peak_bytes": 2**30},
+                                 "default: 8 videos in lockstep": {"fps": 149.0, "peak_bytes": 2**30}},
+                   "memory_ratio": 1.01},
+        "matching": {"ms_per_problem": {"cuda": {"eval": {"1": {"exact": 5.0, "batched": 1.0, "triton": 0.4}}}}},
+        "ddp": {"backend": "nccl", "max_relative_gradient_difference": 2e-4, "parameters": 1,
+                "max_buffer_difference": 0.0, "one_process_seconds": 1.0, "two_process_seconds": 1.0},
+    }
+    for name, record in records.items():
+        (work / f"{name}.json").write_text(json.dumps(record))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "report", "--work", str(work),
+           "--out", str(tmp_path / "out")]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=60).returncode == 0
+    verdicts = {t["name"]: t["verdict"] for t in json.loads((tmp_path / "out" / "gpu_report.json").read_text())["targets"]}
+    assert verdicts == {
+        "cuda-marked tests failing": "PASS", "faithfulness tests failing": "PASS",
+        "exact: label pixels differing from the CPU": "FAIL", "batched: label pixels differing from the CPU": "PASS",
+        "triton: label pixels differing from the CPU": "PASS", "frame / backbone, 5 objects (fast settings)": "PASS",
+        "frames/s, one video (batched matching)": "PASS", "frames/s, 8 videos in lockstep": "FAIL",
+        "training clips/s, loading included, batch 4": "FAIL", "peak memory 200 / 20 frames": "PASS",
+        "Triton forward, B = 1 (eval iterations)": "PASS",
+        "max relative gradient difference, 2 processes vs 1 accumulating": "FAIL"}
+    md = (tmp_path / "out" / "GPU_REPORT.md").read_text()
+    assert "device: cuda" in md and "NVIDIA H100 80GB HBM3" in md
