@@ -25,6 +25,8 @@ synthetic proposals.
 
     .venv/bin/python benchmarks/bench_engine.py [--quick] [--device auto|cpu|cuda]
         [--backbone resnet50] [--input 255x448 | --small] [--iters 5] [--json OUT] [--work DIR]
+        [--matching exact|batched|triton] [--short-frames 20 --long-frames 200 --batch-videos 8]
+        [--prepare-only]
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ from dmm.engine.distributed import DistInfo, resolve_device
 from dmm.proposals.synthetic import generate as generate_proposals
 
 MEMORY_RATIO_TARGET = 1.1
-SHORT_FRAMES, LONG_FRAMES = 20, 200
-BATCH_VIDEOS = 8  # the lockstep run: this many videos of SHORT_FRAMES frames
+SHORT_FRAMES, LONG_FRAMES = 20, 200  # defaults of --short-frames / --long-frames
+BATCH_VIDEOS = 8  # default of --batch-videos: the lockstep run's videos, of the short length each
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,10 @@ class Settings:
     warmup: int
     iters: int
     train_max_iter: int  # MATCHING.TRAIN_MAX_ITER
+    short_frames: int = SHORT_FRAMES  # the one-video runs' lengths (the memory check compares them)
+    long_frames: int = LONG_FRAMES
+    batch_videos: int = BATCH_VIDEOS  # the lockstep run's videos, each short_frames long
+    matching: str = "exact"  # MATCHING.IMPLEMENTATION of every run but the fast ones
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ class DataPaths:
 
     train_root: Path
     train_proposals: Path
-    valid_roots: dict[str, Path]  # "short", "long" (one video each), "batch" (BATCH_VIDEOS videos)
+    valid_roots: dict[str, Path]  # "short", "long" (one video each), "batch" (batch_videos videos)
     valid_proposals: dict[str, Path]
 
 
@@ -108,6 +114,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="clips per iteration (default 4; quick: 2)")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     p.add_argument("--skip-train", action="store_true", help="inference only")
+    p.add_argument("--short-frames", type=int, default=SHORT_FRAMES, help="the short video's frames (default 20)")
+    p.add_argument("--long-frames", type=int, default=LONG_FRAMES, help="the long video's frames (default 200)")
+    p.add_argument("--batch-videos", type=int, default=BATCH_VIDEOS,
+                   help="videos segmented in lockstep, each --short-frames long (default 8)")
+    p.add_argument("--matching", default="exact", choices=("exact", "batched", "triton"),
+                   help="MATCHING.IMPLEMENTATION of the runs (default exact, the 2019 arithmetic)")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="generate the data under --work and stop (a later run with the same --work reuses it)")
     p.add_argument("--fast", action="store_true",
                    help="on CUDA, also time the fast settings (fused matching kernel, bf16 autocast)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -130,6 +144,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         batch_size=args.batch_size or (2 if quick else 4),
         warmup=args.warmup, iters=args.iters or (2 if quick else 5),
         train_max_iter=10 if quick else 40,
+        short_frames=args.short_frames, long_frames=args.long_frames, batch_videos=args.batch_videos,
+        matching=args.matching,
     )
 
 
@@ -153,14 +169,14 @@ def make_data(work: Path, s: Settings) -> DataPaths:
     train_props = work / "proposals" / "train"
     generate_proposals(train_root, "train", train_props, seed=0, progress=False)
     valid_roots, valid_props = {}, {}
-    for name, videos, frames in (("short", 1, SHORT_FRAMES), ("long", 1, LONG_FRAMES),
-                                 ("batch", BATCH_VIDEOS, SHORT_FRAMES)):
-        root = work / f"valid_{name}"
+    for name, videos, frames in (("short", 1, s.short_frames), ("long", 1, s.long_frames),
+                                 ("batch", s.batch_videos, s.short_frames)):
+        root = work / f"valid_{name}_{videos}x{frames}"
         if not (root / "synthetic_record.json").exists():
             generate_dataset(root, SyntheticConfig(num_train=0, num_valid=videos, num_frames=frames,
                                                    height=s.frame_h, width=s.frame_w, seed=0),
                              overwrite=root.exists(), progress=False)
-        props = work / "proposals" / f"valid_{name}"
+        props = work / "proposals" / f"valid_{name}_{videos}x{frames}"
         generate_proposals(root, "valid", props, seed=0, progress=False)
         valid_roots[name], valid_props[name] = root, props
     return DataPaths(train_root, train_props, valid_roots, valid_props)
@@ -175,6 +191,7 @@ def config_opts(s: Settings, root: Path, train_props: Path, eval_props: Path, ou
         "SOLVER.BATCH_SIZE", str(s.batch_size), "SOLVER.MAX_ITERS", str(s.warmup + s.iters),
         "SOLVER.EPOCHS", "1000", "SOLVER.CHECKPOINT_PERIOD", "100000", "VAL.ENABLED", "False",
         "DATA.NUM_WORKERS", "0", "MATCHING.TRAIN_MAX_ITER", str(s.train_max_iter),
+        "MATCHING.IMPLEMENTATION", s.matching,
     ]
 
 
@@ -317,9 +334,10 @@ def run_inference_child(opts: list[str]) -> dict:
     return result
 
 
-#: inference runs: name -> (valid set, TEST.BATCH_VIDEOS)
-RUNS = {"one video, 20 frames": ("short", 1), "one video, 200 frames": ("long", 1),
-        f"{BATCH_VIDEOS} videos in lockstep": ("batch", BATCH_VIDEOS)}
+def runs(s: Settings) -> dict[str, tuple[str, int]]:
+    """The inference runs: name -> (valid set, TEST.BATCH_VIDEOS)."""
+    return {f"one video, {s.short_frames} frames": ("short", 1), f"one video, {s.long_frames} frames": ("long", 1),
+            f"{s.batch_videos} videos in lockstep": ("batch", s.batch_videos)}
 
 
 def bench_inference(s: Settings, data: DataPaths, work: Path, threads: int, fast: bool) -> dict[str, dict]:
@@ -329,7 +347,7 @@ def bench_inference(s: Settings, data: DataPaths, work: Path, threads: int, fast
         print("--fast: the fast settings are CUDA settings; on the CPU only the defaults are timed", flush=True)
     results = {}
     for variant, extra in variants.items():
-        for name, (subset, batch) in RUNS.items():
+        for name, (subset, batch) in runs(s).items():
             if variant == "fast" and subset == "long":
                 continue  # the memory check is the default's
             out_dir = work / f"infer_{variant}_{subset}"
@@ -355,7 +373,8 @@ def mib(n: float) -> str:
 
 def report(s: Settings, train: dict | None, infer: dict[str, dict]) -> tuple[str, dict]:
     """The printed table and the JSON record; the record's ``pass`` is the memory check."""
-    short, long = infer["default: one video, 20 frames"], infer["default: one video, 200 frames"]
+    short = infer[f"default: one video, {s.short_frames} frames"]
+    long = infer[f"default: one video, {s.long_frames} frames"]
     ratio = long["peak_bytes"] / max(short["peak_bytes"], 1)
     ok = ratio < MEMORY_RATIO_TARGET
     kind = "CUDA max_memory_allocated" if s.device == "cuda" else "RSS"
@@ -368,17 +387,17 @@ def report(s: Settings, train: dict | None, infer: dict[str, dict]) -> tuple[str
                      f"{train['clips']} clips in {train['compute_seconds']:.1f} s", "", ""])
     for name, r in infer.items():
         growth = mib(r["growth_bytes"]) + (f" (RSS {mib(r['rss_growth_bytes'])})" if "cuda_growth_bytes" in r else "")
-        relative = f"{r['fps'] / short['fps']:.2f}x one video" if name != "default: one video, 20 frames" else ""
+        relative = f"{r['fps'] / short['fps']:.2f}x one video" if r is not short else ""
         rows.append([f"inference ({name})", f"{r['fps']:.2f} frames/s", relative,
                      f"{r['frames']} frames in {r['seconds']:.1f} s", mib(r["peak_bytes"]), growth])
     table = tabulate(rows, headers=["run", "speed", "ratio", "work", f"peak {kind}", "growth over model build"],
                      tablefmt="github")
-    head = (f"device {s.device}, {s.backbone}, input {s.input_h}x{s.input_w}, frames {s.frame_h}x{s.frame_w}, "
+    head = (f"device {s.device}, {s.backbone}, matching {s.matching}, input {s.input_h}x{s.input_w}, frames {s.frame_h}x{s.frame_w}, "
             f"batch {s.batch_size}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    verdict = (f"peak inference memory {LONG_FRAMES}/{SHORT_FRAMES} frames: {ratio:.3f} "
+    verdict = (f"peak inference memory {s.long_frames}/{s.short_frames} frames: {ratio:.3f} "
                f"(target < {MEMORY_RATIO_TARGET}): {'PASS' if ok else 'FAIL'}")
     if s.device == "cuda" and "rss_growth_bytes" in long:
-        verdict += (f"\nhost RSS {LONG_FRAMES}/{SHORT_FRAMES} frames: "
+        verdict += (f"\nhost RSS {s.long_frames}/{s.short_frames} frames: "
                     f"{long['rss_growth_bytes'] / max(short['rss_growth_bytes'], 1):.3f}")
     record = {"settings": asdict(s), "torch": torch.__version__, "training": train, "inference": infer,
               "memory_ratio": ratio, "target": MEMORY_RATIO_TARGET, "pass": ok}
@@ -399,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         data = make_data(work, s)
         print(f"data generated in {time.perf_counter() - tic:.1f} s under {work}", flush=True)
+        if args.prepare_only:
+            return 0
         train = None if args.skip_train else bench_training(s, data, work / "train_run")
         infer = bench_inference(s, data, work, args.threads, args.fast)
     text, record = report(s, train, infer)

@@ -7,12 +7,14 @@ and the share whose row argmax equals the Hungarian optimum; then, at the traini
 the forward and backward together (what a training step pays). Runs on CPU, and on CUDA too
 when present. Target (issue 13, CUDA): the fused kernel <= 0.5 ms per frame at batch 1.
 
-    .venv/bin/python benchmarks/bench_matching.py [--reference-problems 8]
+    .venv/bin/python benchmarks/bench_matching.py [--repeat 3] [--device all|cpu|cuda] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import torch
 
@@ -36,11 +38,20 @@ def problems(batch: int, max_n: int = 5, m: int = 50, seed: int = 0):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", default="all", choices=("all", "cpu", "cuda"),
+                        help="all: the CPU, and CUDA when present (default)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the milliseconds per problem here: {device: {setting: {batch: {impl: ms}}}}")
     args = parser.parse_args()
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    devices = {"all": [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else []),
+               "cpu": [torch.device("cpu")], "cuda": [torch.device("cuda")]}[args.device]
+    record: dict[str, dict] = {}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; problems of 1..5 templates x 50 proposals")
     for device in devices:
         impls = ("exact", "batched") + (("triton",) if device.type == "cuda" else ())
+        ms = record.setdefault(device.type, {})
         print(f"\n{device.type}: ms per problem (speedup over exact)")
         print(f"{'setting':8} {'batch':>5} " + " ".join(f"{i:>18}" for i in impls)
               + f" {'same steps':>10} {'hungarian':>10} {'argmax = optimum':>16}")
@@ -59,6 +70,7 @@ def main() -> None:
                 opt = hungarian_matching(cost, valid)
                 rows = valid.any(2)
                 same = ((outs["exact"][0].argmax(2) == opt.argmax(2)) | ~rows).all(1).float().mean().item()
+                ms.setdefault(setting, {})[str(batch)] = {i: times[i] * 1e3 for i in impls} | {"hungarian": hung_s * 1e3}
                 cells = " ".join(f"{times[i] * 1e3:9.3f} ({times['exact'] / times[i]:5.1f}x)" for i in impls)
                 print(f"{setting:8} {batch:5d} {cells} {same_steps:10.0%} {hung_s * 1e3:10.3f} {same:16.2%}")
         print(f"\n{device.type}: forward + backward at the training iterations, ms per problem (speedup over exact)")
@@ -77,7 +89,11 @@ def main() -> None:
             for impl in impls:
                 forward_backward(impl)  # warm-up
                 times[impl] = best_time(lambda: forward_backward(impl), device, args.repeat) / batch
+            ms.setdefault("train forward+backward", {})[str(batch)] = {i: times[i] * 1e3 for i in impls}
             print(f"{batch:5d} " + " ".join(f"{times[i] * 1e3:9.3f} ({times['exact'] / times[i]:5.1f}x)" for i in impls))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"torch": torch.__version__, "ms_per_problem": record}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

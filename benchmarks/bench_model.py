@@ -9,13 +9,15 @@ matching kernel, bf16 autocast for the encoder); and checks that the layouts giv
 outputs. Runs on CPU, and on CUDA too when present. Target (issue 13, CUDA, 5 objects, fast
 settings): frame <= 2.0x backbone; on the CPU: not slower than before.
 
-    .venv/bin/python benchmarks/bench_model.py [--repeat 3]
+    .venv/bin/python benchmarks/bench_model.py [--repeat 3] [--device all|cpu|cuda] [--json OUT] [--tiny]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -30,6 +32,7 @@ from dmm.structures import Proposals, TrackState
 from timing import best_time  # benchmarks/timing.py
 
 H, W, M = 255, 448, 50
+FULL, TINY = (H, W, M), (64, 112, 10)  # input height, width and proposals: the paper's, and --tiny's
 
 
 def flops(fn):
@@ -38,7 +41,7 @@ def flops(fn):
     return counter.get_total_flops()
 
 
-def inputs(objects, device, seed=0):
+def inputs(objects, device, seed=0, H=H, W=W, M=M):
     g = torch.Generator().manual_seed(seed)
     images = torch.randn(1, 3, H, W, generator=g)
     masks = torch.zeros(1, objects, H, W)
@@ -63,17 +66,28 @@ def layouts(device: torch.device) -> dict[str, dict]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", default="all", choices=("all", "cpu", "cuda"),
+                        help="all: the CPU, and CUDA when present (default)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write {device: {objects: {layout: {part: ms}}}} here")
+    parser.add_argument("--tiny", action="store_true", help="smoke run: ResNet-18, 64x112, 10 proposals")
     args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
+    H, W, M = TINY if args.tiny else FULL
     cfg = get_cfg_defaults()
-    cfg.MODEL.BACKBONE = "resnet50"
+    cfg.MODEL.BACKBONE = "resnet18" if args.tiny else "resnet50"
     cfg.MODEL.PRETRAINED = "none"
     torch.manual_seed(0)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, ResNet-50, {H}x{W}, {M} proposals")
+    devices = {"all": [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else []),
+               "cpu": [torch.device("cpu")], "cuda": [torch.device("cuda")]}[args.device]
+    record: dict[str, dict] = {}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {cfg.MODEL.BACKBONE}, {H}x{W}, "
+          f"{M} proposals")
     for device in devices:
         model = DMMNet.from_config(cfg).to(device).eval()
         for objects in (1, 5):
-            images, masks, props = inputs(objects, device)
+            images, masks, props = inputs(objects, device, H=H, W=W, M=M)
             valid = torch.ones(1, objects, dtype=torch.bool, device=device)
             results = {}
             with torch.no_grad():
@@ -122,12 +136,19 @@ def main():
             print(f"\n{device.type}, {objects} object(s): backbone {base_t * 1e3:.1f} ms, {base_f / 1e9:.2f} GFLOP; "
                   f"max |default - 2019 layout| refined = {diff:.2e}")
             print("  " + f"{'part':14}" + "".join(f" {n + ' ms':>16} {'x backbone':>10}" for n in names))
+            ms = record.setdefault(device.type, {})[str(objects)] = {n: {} for n in names}
             for part in ("backbone", "necks", "roi features", "matching", "decoder", "step", "frame"):
                 line = f"  {part:14}"
                 for n in names:
                     t = results.get((n, part), results.get(("default", part)))[0]
+                    ms[n][part] = t * 1e3
                     line += f" {t * 1e3:16.1f} {t / base_t:10.2f}"
                 print(line)
+            ms["max |default - 2019 layout| refined"] = diff
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"torch": torch.__version__, "backbone": cfg.MODEL.BACKBONE, "input": [H, W],
+                                         "proposals": M, "ms": record}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -122,6 +122,7 @@ def test_prepare_batch_keeps_frames_apart_and_handles_empty():
 
 
 @pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_paste_and_filter_match_cpu():
     g = torch.Generator().manual_seed(2)
     xy = torch.rand(30, 2, generator=g) * 200
