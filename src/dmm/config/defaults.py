@@ -169,6 +169,10 @@ _C.SOLVER.MAX_ITERS_PER_EPOCH = -1  # -1: the whole epoch
 _C.SOLVER.MAX_ITERS = -1  # -1: no global cap
 _C.SOLVER.FINETUNE_AFTER = 3  # from this epoch on, feed own predictions half of the time
 _C.SOLVER.OWN_PRED_PROB = 0.5
+# The own-prediction coin: "step" (2019: one coin per frame for the whole step, the same for
+# every batch-norm group, as the 2019 GPUs all drew it from the same seeded stream) or "group"
+# (one coin per group).
+_C.SOLVER.OWN_PRED_COIN = "step"
 _C.SOLVER.GRAD_CLIP = 0.0  # 0: off (2019: none)
 # How `python -m dmm.train --init CKPT` reads CKPT: "dmm" (a DMM-Net checkpoint of this project
 # or the authors', every key) or "rvos" (2019 train_101.sh: the RVOS one-shot YouTube-VOS
