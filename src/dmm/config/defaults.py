@@ -184,7 +184,10 @@ _C.SOLVER.INIT_OPTIMIZERS = False
 # Run the encoder on frame 0 twice, for the templates and for its step (2019): the same
 # outputs, batch-norm running statistics updated twice. False saves one encoder pass per clip.
 _C.SOLVER.FRAME0_TWICE = True
-_C.SOLVER.CHECKPOINT_PERIOD = 3000  # iterations; a checkpoint is also written at the end of every epoch
+# A checkpoint after every this many steps of an epoch (counted from the epoch's start, as 2019's
+# batch_idx: 3000 > 1641 steps never fires, 2019 saved once an epoch); one is also written at the
+# end of every epoch.
+_C.SOLVER.CHECKPOINT_PERIOD = 3000
 _C.SOLVER.KEEP_CHECKPOINTS = 3  # the newest this many are kept ...
 _C.SOLVER.KEEP_EPOCHS = []  # ... and those written at the end of these epochs (0-based)
 _C.SOLVER.LOG_PERIOD = 10
