@@ -8,6 +8,7 @@ import torch
 from dmm.data import YouTubeVOS
 from dmm.data.clips import ClipDataset, collate_clips, short_side
 from dmm.data.transforms import AffineParams, affine_source_index, sample_affine, warp_nearest
+from dmm.engine.batching import StepBatches
 from dmm.proposals.ops import prepare_training_proposals
 from dmm.structures import Proposals, SlotRule
 
@@ -116,6 +117,27 @@ def test_deterministic_per_seed_epoch_index(synthetic_root):
     torch.testing.assert_close(x["affines"], y["affines"])
     b.set_epoch(3)
     assert [b[i]["frames"] for i in range(4)] != [a[i]["frames"] for i in range(4)]
+
+
+def test_draws_are_per_clip_not_shared_by_position_in_a_step(synthetic_root):
+    """The documented rule (docs/faithfulness.md, "Augmentation draws across GPUs"): a clip's
+    flip, frames and affines come from ``(seed, epoch, index)`` alone, whatever process reads it
+    and in whatever order; the clips at the same position of a step's groups (2019: the same
+    position on the 4 GPUs, which replayed one ``random`` stream) get their own draws."""
+    reader = YouTubeVOS(synthetic_root, "train_all")
+    ds = make(reader)
+    ds.set_epoch(1)
+    step = StepBatches(batch=1, groups=4).indices(len(ds), 0, 1, 0, 1)  # position 0 of each group
+    assert len(set(step)) == 4
+    items = {i: ds[i] for i in step}
+    for i in reversed(step):  # read in another order (another process): the same draws
+        again = ds[i]
+        assert again["frames"] == items[i]["frames"] and again["flip"] == items[i]["flip"]
+        assert torch.equal(again["affines"], items[i]["affines"])
+        plan = ds.plan(ds.clips[i], np.random.default_rng([0, 1, i]))
+        assert plan.flip == items[i]["flip"] and torch.equal(torch.stack(plan.affines), items[i]["affines"])
+    firsts = [items[i]["affines"][0] for i in step]
+    assert all(not torch.equal(a, b) for k, a in enumerate(firsts) for b in firsts[k + 1:])
 
 
 def test_short_side_rule_replaces_clips_with_tiny_first_frames(small_train):
