@@ -8,8 +8,9 @@ clips of every group, the groups of a process run as accumulated micro-batches
 (:mod:`dmm.engine.batching`), so the updates do not depend on the number of processes. Each
 clip's random choices come from ``(SEED, epoch, index)``, and the own-prediction coin of a step
 from ``(SEED, iteration)``: one coin per frame shared by every group, as the 2019 run's 4 GPUs drew
-the same one (``SOLVER.OWN_PRED_COIN``, :func:`step_coins`). A resumed run restores model and optimisers, skips
-the steps its epoch already consumed and continues exactly as an uninterrupted run would.
+the same one (``SOLVER.OWN_PRED_COIN``, :func:`step_coins`). A resumed run restores model and
+optimisers, skips the steps its epoch already consumed and continues exactly as an uninterrupted
+run would.
 """
 
 from __future__ import annotations
