@@ -8,6 +8,7 @@ import torch
 from dmm.data import YouTubeVOS
 from dmm.data.clips import ClipDataset, collate_clips, short_side
 from dmm.data.transforms import AffineParams, affine_source_index, sample_affine, warp_nearest
+from dmm.engine.batching import StepBatches
 from dmm.proposals.ops import prepare_training_proposals
 from dmm.structures import Proposals, SlotRule
 
@@ -118,6 +119,27 @@ def test_deterministic_per_seed_epoch_index(synthetic_root):
     assert [b[i]["frames"] for i in range(4)] != [a[i]["frames"] for i in range(4)]
 
 
+def test_draws_are_per_clip_not_shared_by_position_in_a_step(synthetic_root):
+    """The documented rule (docs/faithfulness.md, "Augmentation draws across GPUs"): a clip's
+    flip, frames and affines come from ``(seed, epoch, index)`` alone, whatever process reads it
+    and in whatever order; the clips at the same position of a step's groups (2019: the same
+    position on the 4 GPUs, which replayed one ``random`` stream) get their own draws."""
+    reader = YouTubeVOS(synthetic_root, "train_all")
+    ds = make(reader)
+    ds.set_epoch(1)
+    step = StepBatches(batch=1, groups=4).indices(len(ds), 0, 1, 0, 1)  # position 0 of each group
+    assert len(set(step)) == 4
+    items = {i: ds[i] for i in step}
+    for i in reversed(step):  # read in another order (another process): the same draws
+        again = ds[i]
+        assert again["frames"] == items[i]["frames"] and again["flip"] == items[i]["flip"]
+        assert torch.equal(again["affines"], items[i]["affines"])
+        plan = ds.plan(ds.clips[i], np.random.default_rng([0, 1, i]))
+        assert plan.flip == items[i]["flip"] and torch.equal(torch.stack(plan.affines), items[i]["affines"])
+    firsts = [items[i]["affines"][0] for i in step]
+    assert all(not torch.equal(a, b) for k, a in enumerate(firsts) for b in firsts[k + 1:])
+
+
 def test_short_side_rule_replaces_clips_with_tiny_first_frames(small_train):
     size = (24, 32)
     videos = {"tiny": {f"{5 * k:05d}": box_mask(size, {1: (3, 3, 5, 30)}) for k in range(3)}}  # 2 rows high
@@ -157,6 +179,36 @@ def test_affine_is_the_2019_construction():
     x = torch.arange(35.0).reshape(5, 7)
     warped = warp_nearest(x, affine_source_index(shift, size))
     assert torch.equal(warped[:, 0], x[:, 2]) and torch.equal(warped[:, -1], x[:, -1])
+
+
+def source_index_2019(matrix: torch.Tensor, size: tuple[int, int], b_with_centre: bool = False) -> torch.Tensor:
+    """The 2019 warp's source pixels (torchsample's ``th_affine2d``, nearest): the pixel grid
+    minus the centre, ``coords @ A.T + b``, plus the centre, clamped and rounded, in float32.
+    ``b_with_centre`` adds ``b + centre`` at once instead (this project's order before it was fixed)."""
+    h, w = size
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    centre = torch.tensor([h / 2 - 0.5, w / 2 - 0.5])
+    coords = torch.stack([rows.flatten(), cols.flatten()], 1).float() - centre
+    if b_with_centre:
+        new = coords.mm(matrix[:2, :2].t().contiguous()) + (matrix[:2, 2] + centre)
+    else:
+        new = (coords.mm(matrix[:2, :2].t().contiguous()) + matrix[:2, 2]) + centre
+    r = new[:, 0].clamp(0, h - 1).round().long()
+    c = new[:, 1].clamp(0, w - 1).round().long()
+    return r * w + c
+
+
+def test_affine_sampling_adds_in_the_2019_order():
+    """``(A c + b) + centre``: the same source pixel as 2019 everywhere, where ``A c + (b + centre)``
+    rounds an exact half the other way now and then (18 of 14.3 million pixels over 2000 draws)."""
+    rng, size = np.random.default_rng(0), (64, 112)
+    other_order = 0
+    for _ in range(42):
+        m = sample_affine(rng, AffineParams(), size)
+        want = source_index_2019(m, size)
+        assert torch.equal(affine_source_index(m, size), want)
+        other_order += int((source_index_2019(m, size, b_with_centre=True) != want).sum())
+    assert other_order > 0  # draw 41 has a pixel where the order matters
 
 
 def test_one_transform_for_image_masks_and_proposals(small_train):

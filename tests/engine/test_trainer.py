@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from dmm.checkpointing import Checkpointer
+from dmm.config import load_config
 from dmm.engine.distributed import DistInfo
+from dmm.engine.batching import StepBatches
 from dmm.engine.hooks import read_records
-from dmm.engine.trainer import Trainer, TrainingError, own_prediction_flags, reconcile_resumed_config
-from dmm.errors import InputError
+from dmm.engine.trainer import Trainer, TrainingError, own_prediction_flags, reconcile_resumed_config, step_coins
+from dmm.errors import ConfigError, InputError
 
 from .conftest import small_config
 
@@ -134,6 +136,45 @@ def test_own_prediction_flags():
     assert own_prediction_flags(0, 5, 2, 0.0) == [False, False]
     assert own_prediction_flags(0, 5, 2, 1.0) == [True, True]
     assert own_prediction_flags(3, 7, 4, 0.5) == own_prediction_flags(3, 7, 4, 0.5)
+
+
+def all_groups_coins(world: int, iteration: int, coin: str, seed: int = 123) -> list[list[bool]]:
+    """Every group's coins at ``iteration``, gathered over the ranks of a ``world``-process run
+    of 4 batch-norm groups (each rank draws for the groups it runs)."""
+    coins = []
+    for rank in range(world):
+        groups = StepBatches(batch=4, groups=4, world=world, rank=rank).my_groups()
+        coins += step_coins(seed, iteration, 2, 0.5, groups, coin)
+    return coins
+
+
+def test_the_own_prediction_coin_of_a_step_is_shared_by_the_groups():
+    """2019: one coin per frame for all 16 clips of a step, on any number of processes."""
+    defaults = load_config(None)
+    assert defaults.SOLVER.OWN_PRED_COIN == "step"
+    runs = {world: [all_groups_coins(world, it, "step") for it in range(20)] for world in (1, 2, 4)}
+    assert runs[1] == runs[2] == runs[4]
+    for coins in runs[1]:
+        assert len(coins) == 4 and all(c == coins[0] for c in coins)
+    assert len({tuple(coins[0]) for coins in runs[1]}) > 1  # the coin changes from step to step
+
+
+@pytest.mark.parametrize("coin", ["step", "group"])
+def test_the_trainer_draws_the_configured_coin_for_its_groups(synthetic_root, synthetic_proposals, tmp_path, coin):
+    cfg = small_config(synthetic_root, synthetic_proposals, tmp_path / "run", "SOLVER.BATCH_SIZE", "1",
+                       "SOLVER.BN_GROUPS", "4", "SOLVER.OWN_PRED_COIN", coin)
+    trainer = Trainer(cfg, CPU)
+    for iteration in range(20):
+        trainer.iteration = iteration
+        assert trainer.own_prediction_flags(2, 0.5) == all_groups_coins(1, iteration, coin, cfg.SEED)
+
+
+def test_the_per_group_coin_is_an_option():
+    runs = {world: [all_groups_coins(world, it, "group") for it in range(20)] for world in (1, 2, 4)}
+    assert runs[1] == runs[2] == runs[4]
+    assert any(len({tuple(c) for c in coins}) > 1 for coins in runs[1])
+    with pytest.raises(ConfigError, match="SOLVER.OWN_PRED_COIN"):
+        step_coins(123, 0, 2, 0.5, [0], "clip")
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")

@@ -107,18 +107,14 @@ def golden_state_dict(reference: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def golden_config(*opts: str):
-    """The fixtures' settings: ResNet-50, 127x224 input, the 2019 defaults otherwise, except the
-    proposals' order after NMS.
+    """The fixtures' settings: ResNet-50, 127x224 input, the 2019 defaults otherwise.
 
-    The fixtures were made with a stand-in for maskrcnn-benchmark's NMS that returns the
-    survivors by decreasing score (their ``keep`` lists), where the real kernel the 2019 code
-    ran returns them in ascending index order (``PROPOSALS.KEEP_ORDER stored``, the default;
-    ``proposals.ops``). The fixtures' raw proposals are not sorted by score, so the two orders
-    permute the matching layer's columns there; the tests take the fixtures' order (``score``).
+    The proposals' order after NMS is the default (``PROPOSALS.KEEP_ORDER stored``): the fixtures
+    were made with an NMS stand-in that returns the survivors in ascending index order, as both
+    of maskrcnn-benchmark's kernels do (``keep`` lists are ascending).
     """
     return load_config(None, ["MODEL.BACKBONE", "resnet50", "MODEL.PRETRAINED", "none",
-                              "DATA.INPUT_H", str(INPUT_SIZE[0]), "DATA.INPUT_W", str(INPUT_SIZE[1]),
-                              "PROPOSALS.KEEP_ORDER", "score", *opts])
+                              "DATA.INPUT_H", str(INPUT_SIZE[0]), "DATA.INPUT_W", str(INPUT_SIZE[1]), *opts])
 
 
 def golden_model(directory: Path, *opts: str) -> DMMNet:

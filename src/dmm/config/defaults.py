@@ -169,6 +169,10 @@ _C.SOLVER.MAX_ITERS_PER_EPOCH = -1  # -1: the whole epoch
 _C.SOLVER.MAX_ITERS = -1  # -1: no global cap
 _C.SOLVER.FINETUNE_AFTER = 3  # from this epoch on, feed own predictions half of the time
 _C.SOLVER.OWN_PRED_PROB = 0.5
+# The own-prediction coin: "step" (2019: one coin per frame for the whole step, the same for
+# every batch-norm group, as the 2019 GPUs all drew it from the same seeded stream) or "group"
+# (one coin per group).
+_C.SOLVER.OWN_PRED_COIN = "step"
 _C.SOLVER.GRAD_CLIP = 0.0  # 0: off (2019: none)
 # How `python -m dmm.train --init CKPT` reads CKPT: "dmm" (a DMM-Net checkpoint of this project
 # or the authors', every key) or "rvos" (2019 train_101.sh: the RVOS one-shot YouTube-VOS
@@ -180,7 +184,10 @@ _C.SOLVER.INIT_OPTIMIZERS = False
 # Run the encoder on frame 0 twice, for the templates and for its step (2019): the same
 # outputs, batch-norm running statistics updated twice. False saves one encoder pass per clip.
 _C.SOLVER.FRAME0_TWICE = True
-_C.SOLVER.CHECKPOINT_PERIOD = 3000  # iterations; a checkpoint is also written at the end of every epoch
+# A checkpoint after every this many steps of an epoch (counted from the epoch's start, as 2019's
+# batch_idx: 3000 > 1641 steps never fires, 2019 saved once an epoch); one is also written at the
+# end of every epoch.
+_C.SOLVER.CHECKPOINT_PERIOD = 3000
 _C.SOLVER.KEEP_CHECKPOINTS = 3  # the newest this many are kept ...
 _C.SOLVER.KEEP_EPOCHS = []  # ... and those written at the end of these epochs (0-based)
 _C.SOLVER.LOG_PERIOD = 10

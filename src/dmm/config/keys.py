@@ -36,6 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "MATCHING.METHOD": tuple(MATCHING_IMPLEMENTATIONS),
     "MATCHING.IMPLEMENTATION": ("exact", "batched", "triton"),
     "SOLVER.INIT_WEIGHTS": ("dmm", "rvos"),
+    "SOLVER.OWN_PRED_COIN": ("step", "group"),
     "TEST.LABELS_AT": ("input", "frame"),
 }
 

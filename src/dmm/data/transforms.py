@@ -112,8 +112,9 @@ def sample_affine(rng: np.random.Generator, params: AffineParams, size: tuple[in
 def affine_source_index(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Where each output pixel samples its value: ``(H * W,)`` int64 flat source indices.
 
-    Output pixel ``p = (row, col)`` takes the source pixel ``round(clamp(A (p - c) + b + c))``
-    with ``A, b`` the matrix's linear part and offset and ``c = (H / 2 - 0.5, W / 2 - 0.5)``:
+    Output pixel ``p = (row, col)`` takes the source pixel ``round(clamp((A (p - c) + b) + c))``
+    with ``A, b`` the matrix's linear part and offset and ``c = (H / 2 - 0.5, W / 2 - 0.5)``, added
+    in that order as the 2019 code did (another order rounds an exact half elsewhere now and then):
     nearest neighbour with the border replicated (torchsample's ``th_affine2d``, float32,
     round half to even). Compute it once per frame, then :func:`warp_nearest` the image, the
     annotation and the proposal masks with it.
@@ -122,9 +123,9 @@ def affine_source_index(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Te
     m = matrix.to(torch.float32)
     rows = torch.arange(h, device=m.device, dtype=torch.float32) - (h / 2 - 0.5)
     cols = torch.arange(w, device=m.device, dtype=torch.float32) - (w / 2 - 0.5)
-    # A (p - c) + b + c, one (H, W) map per output coordinate (a broadcast sum: A is 2 x 2)
-    src_r = (rows[:, None] * m[0, 0] + cols[None, :] * m[0, 1]) + (m[0, 2] + (h / 2 - 0.5))
-    src_c = (rows[:, None] * m[1, 0] + cols[None, :] * m[1, 1]) + (m[1, 2] + (w / 2 - 0.5))
+    # (A (p - c) + b) + c in 2019's order of float32 additions, one (H, W) map per output coordinate
+    src_r = ((rows[:, None] * m[0, 0] + cols[None, :] * m[0, 1]) + m[0, 2]) + (h / 2 - 0.5)
+    src_c = ((rows[:, None] * m[1, 0] + cols[None, :] * m[1, 1]) + m[1, 2]) + (w / 2 - 0.5)
     r = src_r.clamp_(0, h - 1).round_().to(torch.int64)
     c = src_c.clamp_(0, w - 1).round_().to(torch.int64)
     return (r * w + c).flatten()

@@ -6,9 +6,11 @@ A run is fully determined by its config: an epoch is every clip of the split
 2019 code kept one order for every epoch: a bug, not reproduced); a step takes ``BATCH_SIZE``
 clips of every group, the groups of a process run as accumulated micro-batches
 (:mod:`dmm.engine.batching`), so the updates do not depend on the number of processes. Each
-clip's random choices come from ``(SEED, epoch, index)``, and the own-prediction coin of each
-group's step from ``(SEED, iteration, group)``. A resumed run restores model and optimisers, skips
-the steps its epoch already consumed and continues exactly as an uninterrupted run would.
+clip's random choices come from ``(SEED, epoch, index)``, and the own-prediction coin of a step
+from ``(SEED, iteration)``: one coin per frame shared by every group, as the 2019 run's 4 GPUs drew
+the same one (``SOLVER.OWN_PRED_COIN``, :func:`step_coins`). A resumed run restores model and
+optimisers, skips the steps its epoch already consumed and continues exactly as an uninterrupted
+run would.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from yacs.config import CfgNode
 from ..checkpointing import (CONFIG_FILE, TRAINER_FILE, Checkpointer, load_checkpoint, load_optimizer_states,
                              parse_name, state_is_finite, training_payload)
 from ..config import flatten_config, load_config, set_config_value
+from ..config.keys import check_choice
 from ..errors import ConfigError, InputError, MissingInputError
 from ..model.losses import LOSS_NAMES
 from .batching import StepBatches, micro_batches, running_stats_kept
@@ -53,10 +56,23 @@ class TrainingError(RuntimeError):
 
 def own_prediction_flags(seed: int, iteration: int, steps: int, prob: float, group: int = 0) -> list[bool]:
     """The coin flips for feeding the model's own prediction after each of a clip's ``steps``
-    frames, fixed by the iteration and the batch-norm group (so any number of processes draws
-    the same)."""
+    frames, fixed by the iteration and ``group`` (so any number of processes draws the same)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + iteration + 1_000_000_007 * group)
     return (torch.rand(steps, generator=gen) < prob).tolist()
+
+
+def step_coins(seed: int, iteration: int, steps: int, prob: float, groups: Sequence[int],
+               coin: str = "step") -> list[list[bool]]:
+    """The own-prediction coins of ``groups`` (one list of ``steps`` flags each) at ``iteration``.
+
+    ``coin`` (``SOLVER.OWN_PRED_COIN``): ``"step"`` (2019) draws one coin per frame for the whole
+    step, every group the same: the 2019 trainer drew ``random.random()`` in the main process
+    (2019 ``dmm/modules/trainer.py:124``) after every rank had seeded ``random`` alike
+    (2019 ``train.py:396-399``), so its 4 GPUs fed all 16 clips the same way. ``"group"`` draws
+    one per group.
+    """
+    check_choice("SOLVER.OWN_PRED_COIN", coin)
+    return [own_prediction_flags(seed, iteration, steps, prob, g if coin == "group" else 0) for g in groups]
 
 
 def reconcile_resumed_config(saved: CfgNode, given: CfgNode) -> CfgNode:
@@ -246,7 +262,8 @@ class Trainer:
 
     def own_prediction_flags(self, steps: int, prob: float) -> list[list[bool]]:
         """The own-prediction coins of this process's micro-batches at the current iteration."""
-        return [own_prediction_flags(self.cfg.SEED, self.iteration, steps, prob, g) for g in self.batches.my_groups()]
+        return step_coins(self.cfg.SEED, self.iteration, steps, prob, self.batches.my_groups(),
+                          self.cfg.SOLVER.OWN_PRED_COIN)
 
     def _forward(self, batch: dict, feed_own: list[bool]) -> dict[str, torch.Tensor]:
         dev = self.device
@@ -352,4 +369,4 @@ def _with_output_dir(cfg: CfgNode, out_dir: Path) -> CfgNode:
     return cfg
 
 
-__all__ = ["Trainer", "TrainingError", "own_prediction_flags", "reconcile_resumed_config"]
+__all__ = ["Trainer", "TrainingError", "own_prediction_flags", "reconcile_resumed_config", "step_coins"]

@@ -14,8 +14,8 @@ Which survivors, in which order (``order``, ``PROPOSALS.KEEP_ORDER``):
   kept, in that order (the matching layer's columns). A maskrcnn-benchmark ``predictions.pth``
   is stored in class, then RPN-proposal order, not by score: from such a file this keeps other
   proposals than the best-scored ones.
-- ``"score"``: the ``topk`` best-scored survivors, by decreasing score (torchvision's order; the
-  golden fixtures' NMS stand-in). On files sorted by score (the 2019 reduce tool's training
+- ``"score"``: the ``topk`` best-scored survivors, by decreasing score (torchvision's order).
+  On files sorted by score (the 2019 reduce tool's training
   files, this project's extraction) the two are the same.
 """
 
