@@ -27,7 +27,7 @@ from typing import Sequence
 from PIL import Image
 from tqdm import tqdm
 
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.errors import InputError
 from dmm.io import atomic_path
 
@@ -179,11 +179,11 @@ def write_zip(results: str | Path, images: str | Path, videos: Sequence[str], ou
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = command_parser("python src/tools/check_submission.py", __doc__, summary_only=True)
     p.add_argument("results", help="folder of <video>/<frame>.png predictions")
     p.add_argument("--meta", required=True, help="the split's meta.json")
     p.add_argument("--images", required=True, help="the split's JPEGImages folder")
-    p.add_argument("--zip", default=None, help="write the submission zip here when complete")
+    p.add_argument("--zip", default=None, help="write the submission zip here when complete (default: no zip)")
     return p.parse_args(argv)
 
 
