@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 from torch import nn
 
 from dmm.checkpointing import Checkpointer, load_checkpoint, load_weights, training_payload
