@@ -219,7 +219,7 @@ def jaccard_from_counts(counts_j: np.ndarray) -> np.ndarray:
 
 def f_from_counts(counts_f: np.ndarray) -> np.ndarray:
     """F (n,) float64 from [n_G, n_P, m_G, m_P] (n, 4) in the 2019 arithmetic
-    (``f_boundary.py:58-76``: a = m_G / n_G, b = m_P / n_P, F = 2ab / (a + b))."""
+    (2019 ``f_boundary.py:58-76``: a = m_G / n_G, b = m_P / n_P, F = 2ab / (a + b))."""
     out = np.empty(len(counts_f), dtype=np.float64)
     for k, (n_g, n_p, m_g, m_p) in enumerate(counts_f.tolist()):
         if n_g == 0 and n_p > 0:

@@ -1,7 +1,7 @@
 """maskrcnn-benchmark's box and mask heads at test time, from torchvision's modules.
 
-Legacy rules 11-15 of the golden README (``modeling/poolers.py``, ``roi_heads/box_head/
-inference.py``, ``roi_heads/mask_head/inference.py``): each box is pooled on the FPN level
+maskrcnn-benchmark ``modeling/poolers.py``, ``roi_heads/box_head/inference.py`` and
+``roi_heads/mask_head/inference.py``: each box is pooled on the FPN level
 ``floor(4 + log2(sqrt(area+1) / 224 + 1e-6))`` clamped to P2..P5 by ``torchvision.ops.roi_align``
 with ``aligned=False`` (7x7 for the box head, 14x14 for the mask head, sampling ratio 2); the box
 head is torchvision's ``TwoMLPHead`` + ``FastRCNNPredictor``; detections keep, for each class

@@ -1,6 +1,6 @@
 """maskrcnn-benchmark's RPN at test time: torchvision's ``RPNHead`` and the legacy post-processing.
 
-Legacy rule 10 of the golden README (``modeling/rpn/inference.py``): per level and image, the
+maskrcnn-benchmark ``modeling/rpn/inference.py``: per level and image, the
 top ``PRE_NMS_TOP_N_TEST`` anchors by sigmoid **probability**, decoded with weights (1, 1, 1, 1)
 and the +1 coder, clipped, NMS 0.7 (legacy rule), the first ``POST_NMS_TOP_N_TEST`` survivors;
 then the levels P2..P6 concatenated and the top ``FPN_POST_NMS_TOP_N_TEST`` by probability kept
