@@ -134,7 +134,7 @@ def main(argv=None) -> int:
 
     info = init_distributed(cfg.DEVICE)
     out_dir = Path(cfg.OUTPUT_DIR)
-    print(f"[3/6] training DMM-Net ({cfg.MODEL.BACKBONE}, {cfg.DATA.INPUT_H}x{cfg.DATA.INPUT_W}) in {out_dir}")
+    print(f"[3/6] training DMM-Net ({cfg.MODEL.BACKBONE}, {cfg.DATA.INPUT_H} x {cfg.DATA.INPUT_W}) in {out_dir}")
     resume = str(out_dir) if Checkpointer(out_dir).checkpoints() else None
     # a run killed before its first checkpoint left only logs: start it again
     trainer = Trainer(cfg, info, resume=resume, overwrite=resume is None)

@@ -39,7 +39,7 @@ from .engine.results import ResultWriter
 from .engine.proposal_source import ProposalSource
 from .engine.tracker import DMMTracker
 from .engine.visualize import write_overlay_animation
-from .errors import InputError, MissingInputError
+from .errors import InputError, MissingInputError, size_text
 from .proposals.extract import detect_frames
 from .proposals.model import ARCHS, load_propnet
 from .structures import ObjectInfo, Proposals, SlotRule, VideoInfo
@@ -121,7 +121,7 @@ def read_first_mask(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, str 
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot read the mask ({e})") from None
     if mask.shape != size:
-        raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, the first frame {size[1]}x{size[0]}")
+        raise InputError(f"{path}: mask is {size_text(mask.shape)}, the first frame {size_text(size)}")
     note = None
     if not palette and mask.max() > MAX_GREY_ID:
         levels = len(np.unique(mask))

@@ -28,7 +28,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from dmm.cli import command_parser, run
-from dmm.errors import InputError
+from dmm.errors import InputError, size_text
 from dmm.io import atomic_path
 
 #: How many names a report lists before "... and N more".
@@ -103,7 +103,7 @@ def check_png(png: Path, jpg: Path) -> str | None:
     except Exception as e:
         return f"{jpg}: unreadable frame ({e})"
     if size != expected:
-        return f"{png}: size {size[0]}x{size[1]}, the frame {jpg} is {expected[0]}x{expected[1]}"
+        return f"{png}: size {size_text(size[::-1])}, the frame {jpg} is {size_text(expected[::-1])}"
     return None
 
 

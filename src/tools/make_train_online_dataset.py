@@ -43,7 +43,7 @@ from dmm.cli import command_parser, run
 from dmm.data.palette import save_palette_png
 from dmm.data.splits import FOLDER_SPLITS
 from dmm.data.youtubevos import YouTubeVOS
-from dmm.errors import InputError
+from dmm.errors import InputError, size_text
 from dmm.io import atomic_dir, write_json
 
 class OnlineDatasetError(InputError):
@@ -82,8 +82,8 @@ def _read_frame(reader, source: Path, video: str, frame: str) -> tuple[np.ndarra
         )
     if annotation.shape != image.shape[:2]:
         raise OnlineDatasetError(
-            f"{ann_file}: annotation size {annotation.shape} differs from the image's "
-            f"{image.shape[:2]} ({image_file})"
+            f"{ann_file}: annotation size {size_text(annotation.shape)} differs from the image's "
+            f"{size_text(image.shape)} ({image_file})"
         )
     return image, annotation
 

@@ -37,7 +37,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..cli import command_parser, run
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError, OutputExistsError, size_text
 from ..io import atomic_dir
 from .palette import save_palette_png
 
@@ -65,7 +65,7 @@ class SyntheticConfig:
         if self.num_frames < 2:
             raise InputError(f"num_frames must be >= 2, got {self.num_frames}")
         if self.height < 32 or self.width < 32:
-            raise InputError(f"frame size must be at least 32x32, got {self.height}x{self.width}")
+            raise InputError(f"frame size must be at least 32 x 32, got {size_text((self.height, self.width))}")
         if not 1 <= self.max_targets < DISTRACTOR_ID_BASE:
             raise InputError(f"max_targets must be in [1, {DISTRACTOR_ID_BASE}), got {self.max_targets}")
 

@@ -49,7 +49,8 @@ import numpy as np
 from PIL import Image
 
 from dmm.metrics.inputs import (VOID_ID, MetricsInputError, list_frames, list_videos, listing, missing_videos_error,
-                                read_labels, record_of, run_jobs, size_text)
+                                read_labels, record_of, run_jobs)
+from dmm.errors import size_text
 from dmm.metrics.measures import BOUND_TH, boundary_map, dilation_radius, disk
 from dmm.metrics.results import STAT_KEYS, ObjectScores, VideoScores, summarize
 

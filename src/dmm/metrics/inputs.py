@@ -66,11 +66,6 @@ def missing_videos_error(res_dir: Path, absent: Sequence[str], total: int) -> Me
                              "(--allow-missing scores only the videos present)")
 
 
-def size_text(shape: Sequence[int]) -> str:
-    """``H x W`` of an (H, W, ...) shape: sizes in messages, height first."""
-    return f"{shape[0]} x {shape[1]}"
-
-
 def record_of(res_dir: str | os.PathLike) -> Path:
     """The record beside a results folder, ``<results>.source.json``
     (as ``dmm.engine.results.record_path`` names it)."""
