@@ -102,3 +102,14 @@ def test_dmm_test_videos_is_the_deprecated_spelling_of_max_videos(capsys):
     assert "--videos N is deprecated here, use --max-videos 3" in capsys.readouterr().err
     assert parse_args(["--max-videos", "3"]).max_videos == 3
     assert capsys.readouterr().err == ""
+
+
+def test_sizes_in_messages_are_height_by_width(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from dmm.segment import read_first_mask
+
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "m.png")
+    with pytest.raises(InputError, match=r"m\.png: mask is 20 x 30, the first frame 40 x 50$"):
+        read_first_mask(tmp_path / "m.png", (40, 50))

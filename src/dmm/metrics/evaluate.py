@@ -134,7 +134,7 @@ def _extra_objects(
                   if job.protocol == "davis" else "the ground truth")
         raise MetricsInputError(
             f"video {job.video}: predicted ids {where} are not objects of {source} "
-            f"(objects {sorted(gt_ids)}); extra_ids='score' / --extra-ids score scores them as false objects"
+            f"(objects {sorted(gt_ids)}); --extra-ids score scores them as false objects"
         )
     objects = []
     for i in extra:
