@@ -6,7 +6,7 @@ maskrcnn-benchmark ``modeling/poolers.py``, ``roi_heads/box_head/inference.py`` 
 with ``aligned=False`` (7x7 for the box head, 14x14 for the mask head, sampling ratio 2); the box
 head is torchvision's ``TwoMLPHead`` + ``FastRCNNPredictor``; detections keep, for each class
 ``j = 1 .. C - 1`` in turn, the proposals with probability ``> SCORE_THRESH`` in proposal order,
-NMS 0.5 (legacy rule, ascending indices), concatenated in class order and cut at
+NMS 0.5 (``box_ops``: the +1 areas, ascending indices), concatenated in class order and cut at
 ``DETECTIONS_PER_IMG`` by a ``kthvalue`` threshold without re-sorting; the mask head is
 torchvision's ``MaskRCNNHeads`` + ``MaskRCNNPredictor`` and each detection keeps the 28x28
 sigmoid of its label's channel, not pasted into the image.
