@@ -48,9 +48,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from dmm.errors import size_text
 from dmm.metrics.inputs import (VOID_ID, MetricsInputError, list_frames, list_videos, listing, missing_videos_error,
                                 read_labels, record_of, run_jobs)
-from dmm.errors import size_text
 from dmm.metrics.measures import BOUND_TH, boundary_map, dilation_radius, disk
 from dmm.metrics.results import STAT_KEYS, ObjectScores, VideoScores, summarize
 

@@ -35,9 +35,9 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
+from dmm.errors import size_text
 from dmm.metrics.inputs import (VOID_ID, MetricsInputError, list_frames, list_videos, listing, missing_videos_error,
                                 read_labels, resolve_protocol, run_jobs)
-from dmm.errors import size_text
 from dmm.metrics.measures import boundary_kernel, frame_scores, label_histogram
 from dmm.metrics.results import ObjectScores, VideoScores
 
