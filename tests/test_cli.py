@@ -24,7 +24,7 @@ COMMANDS = [
     (["-m", "dmm.data.synthetic", "--root", "{tmp}"], "{tmp} already exists"),
     (["src/tools/make_splits.py", "--root", "{tmp}/ytb"], "{tmp}/ytb/train/meta.json"),
     (["src/tools/reduce_pth_size_by_videos.py", "{tmp}/p.pth", "valid", "5", "--root", "{tmp}/ytb"],
-     "{tmp}/ytb/valid/meta.json"),
+     "predictions file {tmp}/p.pth does not exist"),
     (["src/tools/make_lmdb.py", "--root", "{tmp}/ytb", "--split", "valid", "--out", "{tmp}/x.lmdb"],
      "{tmp}/ytb/valid/meta.json"),
     (["src/tools/make_train_online_dataset.py", "--source", "{tmp}/ytb/valid", "--out", "{tmp}/o"],
@@ -72,3 +72,44 @@ def test_a_learning_rate_beyond_float32_is_one_error_line_naming_the_key(capsys)
     assert run(main, ["--config", "synthetic", "SOLVER.BACKBONE_LR", "1e39"]) == 2
     assert capsys.readouterr().err == ("error: config key SOLVER.BACKBONE_LR = 1e+39 is impossible: it must be finite and "
                                        "within float32's range (|x| <= 3.4028234663852886e+38)\n")
+
+
+def test_options_may_follow_key_value_overrides():
+    from dmm.test import parse_args
+
+    args = parse_args(["--checkpoint", "X", "DATA.ROOT", "d", "--out", "o", "DEVICE", "cpu", "--max-videos", "2"])
+    assert (args.checkpoint, args.out, args.max_videos) == ("X", "o", 2)
+    assert args.opts == ["DATA.ROOT", "d", "DEVICE", "cpu"]
+    negative = parse_args(["--checkpoint", "X", "MATCHING.LR", "-0.5"])  # a negative value stays a value
+    assert negative.opts == ["MATCHING.LR", "-0.5"]
+
+
+@pytest.mark.parametrize("option", ["--max-videos", "--videos"])
+def test_a_negative_video_count_is_an_error(tmp_path, capsys, option):
+    from dmm.test import main
+
+    out = tmp_path / "out"
+    assert run(main, ["--checkpoint", str(tmp_path / "ckpt"), option, "-1", "--out", str(out), "DEVICE", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == "error: --max-videos -1: a count of videos must be >= 0 (0: all)"
+    assert not out.exists()
+
+
+def test_dmm_test_videos_is_the_deprecated_spelling_of_max_videos(capsys):
+    from dmm.test import parse_args
+
+    assert parse_args(["--videos", "3"]).max_videos == 3
+    assert "--videos N is deprecated here, use --max-videos 3" in capsys.readouterr().err
+    assert parse_args(["--max-videos", "3"]).max_videos == 3
+    assert capsys.readouterr().err == ""
+
+
+def test_sizes_in_messages_are_height_by_width(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from dmm.segment import read_first_mask
+
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "m.png")
+    with pytest.raises(InputError, match=r"m\.png: mask is 20 x 30, the first frame 40 x 50$"):
+        read_first_mask(tmp_path / "m.png", (40, 50))

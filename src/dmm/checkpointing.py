@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import pickle
 import random
 import re
 import shutil
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 
 from .errors import DMMError, InputError, MissingInputError
-from .io import atomic_dir, save_torch
+from .io import atomic_dir, load_torch, save_torch
 
 log = logging.getLogger("dmm.checkpointing")
 
@@ -133,17 +132,8 @@ def save_checkpoint(directory: str | os.PathLike, model: nn.Module, optimizers: 
 
 
 def _load(path: Path) -> Any:
-    if not path.is_file():
-        raise MissingInputError(f"checkpoint file {path} does not exist")
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            raise InputError(f"cannot read checkpoint {path}: it holds pickled objects other than tensors and "
-                             f"plain values, so it is refused for safety ({str(e).splitlines()[0]})") from e
-        except (RuntimeError, OSError, EOFError, ValueError) as e:
-            raise InputError(f"cannot read checkpoint {path}: the file is truncated or not a torch file "
-                             f"({str(e).splitlines()[0]})") from e
+    """A checkpoint file through :func:`dmm.io.load_torch` (the 2019 ones hold an ``argparse.Namespace``)."""
+    return load_torch(path, "checkpoint file", allowed=[argparse.Namespace])
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -408,9 +398,10 @@ class Checkpointer:
     def is_finite(self, path: Path) -> bool:
         """Whether the checkpoint's weights were all finite when it was saved (False if unreadable)."""
         try:
-            return bool(torch.load(path / PAYLOAD, map_location="cpu", weights_only=True, mmap=True).get("finite", True))
-        except Exception:  # noqa: BLE001 - an unreadable checkpoint is not a finite one
+            payload = load_torch(path / PAYLOAD, "checkpoint file", mmap=True)
+        except DMMError:  # an unreadable checkpoint is not a finite one
             return False
+        return bool(payload.get("finite", True)) if isinstance(payload, Mapping) else False
 
     def latest_finite(self) -> Path | None:
         """The newest checkpoint whose weights were finite when saved."""
@@ -450,5 +441,5 @@ class Checkpointer:
             try:
                 return path, load(path)
             except DMMError as e:
-                log.warning("checkpoint %s cannot be read (%s); trying the one before", path, str(e).splitlines()[0])
+                log.warning("checkpoint %s cannot be read (%s); trying the one before", path, e)
         return None

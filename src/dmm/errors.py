@@ -47,5 +47,10 @@ class UnsafePickleError(InputError, pickle.UnpicklingError):
     """A file holds pickled Python objects this project refuses to load (they could run code)."""
 
 
+def size_text(shape) -> str:
+    """``H x W`` of an (H, W, ...) shape: every size in a message, height first."""
+    return f"{shape[0]} x {shape[1]}"
+
+
 __all__ = ["ConfigError", "DMMError", "InputError", "MissingInputError", "MissingKeyError",
-           "OutputExistsError", "UnsafePickleError"]
+           "OutputExistsError", "UnsafePickleError", "size_text"]

@@ -17,8 +17,9 @@ import pickle
 import re
 import secrets
 import shutil
+import struct
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from .errors import InputError, MissingInputError, OutputExistsError, UnsafePickleError
 
@@ -106,12 +107,29 @@ def _refused_global(message: str) -> str | None:
     return match.group(1) if match else None
 
 
-def load_torch(path: str | os.PathLike, what: str, mmap: bool = False) -> Any:
+#: what ``torch.load`` raises on a file that is not a whole torch file (truncated, random bytes,
+#: text, a zip without torch's records), besides ``UnpicklingError``
+_UNREADABLE = (RuntimeError, OSError, EOFError, LookupError, ValueError, struct.error)
+_DETAIL_CHARS = 120
+
+
+def _detail(error: Exception) -> str:
+    """The first line of ``error``'s message (with its type name when it is one word or none),
+    at most _DETAIL_CHARS."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    if " " not in line:  # no message, or a bare key or number
+        line = f"{type(error).__name__}: {line}" if line else type(error).__name__
+    return line if len(line) <= _DETAIL_CHARS else line[: _DETAIL_CHARS - 3] + "..."
+
+
+def load_torch(path: str | os.PathLike, what: str, mmap: bool = False, allowed: Sequence[type] = ()) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, every failure named.
 
     Args:
-        what: what the file is, for messages ("proposal file", "weights file", ...).
+        what: what the file is, for messages ("proposal file", "checkpoint file", ...).
         mmap: memory-map the tensors (they stay on disk until used).
+        allowed: classes the file may hold besides tensors and plain values
+            (``torch.serialization.safe_globals``), e.g. the ``argparse.Namespace`` of a 2019 checkpoint.
     Raises:
         MissingInputError: no such file.
         UnsafePickleError: the file holds pickled Python objects other than tensors,
@@ -124,7 +142,8 @@ def load_torch(path: str | os.PathLike, what: str, mmap: bool = False) -> Any:
     if not path.is_file():
         raise MissingInputError(f"{what} {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         refused = _refused_global(str(e))
         if refused is None:
@@ -134,7 +153,5 @@ def load_torch(path: str | os.PathLike, what: str, mmap: bool = False) -> Any:
             f"{what} {path} holds pickled Python objects other than tensors ({refused}), so it "
             "is refused for safety: loading them could run code; save it again holding only "
             "tensors, numbers, strings and lists or dicts of them (a plain state dict)") from None
-    except (RuntimeError, OSError, EOFError, KeyError, ValueError) as e:
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(f"{what} {path} is truncated or not a torch file ({first_line})"
-                         ) from None
+    except _UNREADABLE as e:
+        raise InputError(f"{what} {path} is truncated or not a torch file ({_detail(e)})") from None

@@ -4,7 +4,7 @@
 
 1. generate the synthetic dataset (YouTube-VOS layout) unless it is there;
 2. write synthetic proposals for its train and valid splits unless they are there;
-3. train DMM-Net with ``configs/synthetic.yaml`` (a rerun resumes the run in OUTPUT_DIR);
+3. train DMM-Net with ``src/dmm/config/yaml/synthetic.yaml`` (a rerun resumes the run in OUTPUT_DIR);
 4. segment the valid videos with DMM-Net and with two baselines (first-frame copy, and
    tracking by proposal IoU with Hungarian assignment);
 5. score the three against the valid ground truth and print one table;
@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from .checkpointing import Checkpointer  # noqa: E402
-from .cli import run  # noqa: E402
+from .cli import add_overrides, command_parser, run  # noqa: E402
 from .config import load_config, save_config  # noqa: E402
 from .data import build_reader  # noqa: E402
 from .data.synthetic import SyntheticConfig, generate  # noqa: E402
@@ -59,15 +59,14 @@ TINY_OPTS = ["DATA.INPUT_H", "64", "DATA.INPUT_W", "112", "SOLVER.EPOCHS", "1", 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dmm.pipeline", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="synthetic", help="config name or yaml (default: synthetic)")
+    p = command_parser("python -m dmm.pipeline", __doc__)
+    p.add_argument("--config", default="synthetic", help="config name or yaml")
     p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run (tests)")
-    p.add_argument("--train-videos", type=int, default=None)
-    p.add_argument("--valid-videos", type=int, default=None)
-    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--train-videos", type=int, default=None, help="train videos to generate (default: 40; --tiny: 6)")
+    p.add_argument("--valid-videos", type=int, default=None, help="valid videos to generate (default: 10; --tiny: 2)")
+    p.add_argument("--frames", type=int, default=None, help="frames per generated video (default: 20; --tiny: 6)")
     p.add_argument("--gifs", type=int, default=3, help="overlay GIFs for this many valid videos")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    add_overrides(p)
     return p.parse_args(argv)
 
 
@@ -135,7 +134,7 @@ def main(argv=None) -> int:
 
     info = init_distributed(cfg.DEVICE)
     out_dir = Path(cfg.OUTPUT_DIR)
-    print(f"[3/6] training DMM-Net ({cfg.MODEL.BACKBONE}, {cfg.DATA.INPUT_H}x{cfg.DATA.INPUT_W}) in {out_dir}")
+    print(f"[3/6] training DMM-Net ({cfg.MODEL.BACKBONE}, {cfg.DATA.INPUT_H} x {cfg.DATA.INPUT_W}) in {out_dir}")
     resume = str(out_dir) if Checkpointer(out_dir).checkpoints() else None
     # a run killed before its first checkpoint left only logs: start it again
     trainer = Trainer(cfg, info, resume=resume, overwrite=resume is None)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .cli import run
+from .cli import add_overrides, command_parser, run
 from .data.frames import FrameInput, frame_input
 from .device import resolve_device
 from .engine.build import inference_config, inference_model
@@ -39,7 +39,7 @@ from .engine.results import ResultWriter
 from .engine.proposal_source import ProposalSource
 from .engine.tracker import DMMTracker
 from .engine.visualize import write_overlay_animation
-from .errors import InputError, MissingInputError
+from .errors import InputError, MissingInputError, size_text
 from .proposals.extract import detect_frames
 from .proposals.model import ARCHS, load_propnet
 from .structures import ObjectInfo, Proposals, SlotRule, VideoInfo
@@ -121,7 +121,7 @@ def read_first_mask(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, str 
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: cannot read the mask ({e})") from None
     if mask.shape != size:
-        raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, the first frame {size[1]}x{size[0]}")
+        raise InputError(f"{path}: mask is {size_text(mask.shape)}, the first frame {size_text(size)}")
     note = None
     if not palette and mask.max() > MAX_GREY_ID:
         levels = len(np.unique(mask))
@@ -150,15 +150,14 @@ class LiveProposals:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dmm.segment", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("python -m dmm.segment", __doc__)
     p.add_argument("--input", required=True, type=Path, help="folder of frames, or a video file")
     p.add_argument("--mask", required=True, type=Path, help="PNG of the first frame's object ids")
     p.add_argument("--checkpoint", required=True, help="DMM-Net checkpoint (folder or trainer.pt)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--proposals", type=Path, help="folder with <name>.pth proposals")
+    src.add_argument("--proposals", type=Path, help="(or --propnet) folder with <name>.pth proposals")
     src.add_argument("--propnet", type=Path,
-                     help="proposal net to compute proposals: the authors' maskrcnn-benchmark checkpoint or "
+                     help="(or --proposals) proposal net to compute proposals: the authors' maskrcnn-benchmark checkpoint or "
                           "Detectron pickle, a torchvision state dict, or this project's checkpoint")
     p.add_argument("--propnet-arch", default="auto", choices=("auto", *ARCHS),
                    help="architecture of --propnet (auto: read from the file)")
@@ -168,8 +167,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--name", default="video", help="name of the video (the proposal file's stem)")
     p.add_argument("--config", default=None,
                    help="config the checkpoint was trained with (default: its config.yaml, else eval)")
-    p.add_argument("--overlay", choices=("gif", "mp4"), default="gif")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    p.add_argument("--overlay", choices=("gif", "mp4"), default="gif",
+                   help="the animation of the frames with their masks drawn over them")
+    add_overrides(p)
     return p.parse_args(argv)
 
 

@@ -1,6 +1,6 @@
 """Run a trained DMM-Net over a split and write result PNGs.
 
-``python -m dmm.test [--config eval] [--checkpoint DIR] [--split SPLIT] [--out DIR] [KEY VALUE ...]``
+``python -m dmm.test [--config eval] [--checkpoint DIR] [--split SPLIT] [--out DIR] [--max-videos N] [KEY VALUE ...]``
 
 Writes ``<out>/<video>/<frame>.png`` (default ``<OUTPUT_DIR>/eval/<split>/merged``): palette PNGs at
 each video's original size with its own object ids, one per frame of JPEGImages. Without
@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .cli import run
+from .cli import add_overrides, command_parser, run
 from .data import build_reader
 from .engine.build import inference_config, inference_model
 from .engine.distributed import barrier, cleanup, init_distributed
@@ -28,18 +28,25 @@ from .errors import ConfigError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dmm.test", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = command_parser("python -m dmm.test", __doc__)
     p.add_argument("--config", default=None,
                    help="a yaml file or package config name (default: the checkpoint's config.yaml, else eval)")
-    p.add_argument("--checkpoint", default=None, help="checkpoint folder or file (default TEST.CHECKPOINT)")
-    p.add_argument("--split", default=None, help="split to segment (default DATA.EVAL_SPLIT)")
-    p.add_argument("--out", default=None, help="result folder (default <OUTPUT_DIR>/eval/<split>/merged)")
-    p.add_argument("--videos", type=int, default=0, help="only the first N videos (0: all)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder or file (default: TEST.CHECKPOINT)")
+    p.add_argument("--split", default=None, help="split to segment (default: DATA.EVAL_SPLIT)")
+    p.add_argument("--out", default=None, help="result folder (default: <OUTPUT_DIR>/eval/<split>/merged)")
+    p.add_argument("--max-videos", type=int, default=0, metavar="N", help="only the first N videos (0: all)")
+    p.add_argument("--videos", type=int, default=None, metavar="N", dest="old_videos",
+                   help="deprecated spelling of --max-videos (elsewhere --videos names videos)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace results in --out that another checkpoint or config produced")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
-    return p.parse_args(argv)
+    add_overrides(p)
+    args = p.parse_args(argv)
+    if args.old_videos is not None:
+        print(f"note: --videos N is deprecated here, use --max-videos {args.old_videos}", file=sys.stderr)
+        args.max_videos = args.old_videos
+    if args.max_videos < 0:
+        raise ConfigError(f"--max-videos {args.max_videos}: a count of videos must be >= 0 (0: all)")
+    return args
 
 
 def default_output(cfg, split: str) -> Path:
@@ -61,7 +68,7 @@ def main(argv=None) -> int:
     try:
         model = inference_model(cfg, checkpoint, info.device)
         reader = build_reader(cfg.DATA, split)
-        videos = reader.videos[: args.videos] if args.videos else reader.videos
+        videos = reader.videos[: args.max_videos] if args.max_videos else reader.videos
         mine = videos[info.rank :: info.world_size]
         source = provenance(cfg, checkpoint_producer(checkpoint))
         segment_videos(DMMTracker(model), reader, mine, ProposalSource.for_evaluation(cfg.PROPOSALS), out, cfg,

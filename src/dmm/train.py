@@ -10,21 +10,23 @@ import argparse
 import logging
 import sys
 
-from .cli import run
-from .config import load_config
+from .cli import add_overrides, command_parser, run
+from .config import load_config, package_configs
 from .engine.distributed import cleanup, init_distributed
 from .engine.trainer import Trainer, TrainingError
 from .engine.validation import make_validator
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dmm.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="train", help="a yaml file, or a package config name (train, online, synthetic)")
-    p.add_argument("--resume", default=None, help="a run folder or checkpoint folder to continue from")
-    p.add_argument("--init", default=None, help="initial weights (checkpoint folder or released trainer.pt)")
+    p = command_parser("python -m dmm.train", __doc__)
+    p.add_argument("--config", default="train",
+                   help=f"a yaml file, or a package config name ({', '.join(package_configs())})")
+    p.add_argument("--resume", default=None, help="a run folder or checkpoint folder to continue from "
+                   "(default: start a new run)")
+    p.add_argument("--init", default=None, help="initial weights: a checkpoint folder or released trainer.pt "
+                   "(default: none; the backbone starts from MODEL.PRETRAINED)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in OUTPUT_DIR")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
+    add_overrides(p)
     return p.parse_args(argv)
 
 

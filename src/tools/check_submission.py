@@ -27,8 +27,8 @@ from typing import Sequence
 from PIL import Image
 from tqdm import tqdm
 
-from dmm.cli import run
-from dmm.errors import InputError
+from dmm.cli import command_parser, run
+from dmm.errors import InputError, size_text
 from dmm.io import atomic_path
 
 #: How many names a report lists before "... and N more".
@@ -103,7 +103,7 @@ def check_png(png: Path, jpg: Path) -> str | None:
     except Exception as e:
         return f"{jpg}: unreadable frame ({e})"
     if size != expected:
-        return f"{png}: size {size[0]}x{size[1]}, the frame {jpg} is {expected[0]}x{expected[1]}"
+        return f"{png}: size {size_text(size[::-1])}, the frame {jpg} is {size_text(expected[::-1])}"
     return None
 
 
@@ -179,11 +179,11 @@ def write_zip(results: str | Path, images: str | Path, videos: Sequence[str], ou
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = command_parser("python src/tools/check_submission.py", __doc__, summary_only=True)
     p.add_argument("results", help="folder of <video>/<frame>.png predictions")
     p.add_argument("--meta", required=True, help="the split's meta.json")
     p.add_argument("--images", required=True, help="the split's JPEGImages folder")
-    p.add_argument("--zip", default=None, help="write the submission zip here when complete")
+    p.add_argument("--zip", default=None, help="write the submission zip here when complete (default: no zip)")
     return p.parse_args(argv)
 
 

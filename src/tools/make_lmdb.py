@@ -10,7 +10,6 @@ Usage: python src/tools/make_lmdb.py --root datasets/youtubeVOS --split train_al
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import lmdb
 from tqdm import tqdm
 
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.data import DAVIS, YouTubeVOS
 from dmm.data.storage import LMDB_INDEX_KEY
 from dmm.errors import OutputExistsError
@@ -52,13 +51,15 @@ def make_lmdb(reader, out: Path, map_size: int = 1 << 40, progress: bool = True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", choices=["youtubevos", "davis"], default="youtubevos")
-    parser.add_argument("--root", type=Path, default=Path("datasets/youtubeVOS"))
-    parser.add_argument("--split", default="train_all")
-    parser.add_argument("--split-dir", type=Path, default=Path("data/splits/youtubevos"))
+    parser = command_parser("python src/tools/make_lmdb.py", __doc__, summary_only=True)
+    parser.add_argument("--dataset", choices=["youtubevos", "davis"], default="youtubevos", help="layout of --root")
+    parser.add_argument("--root", type=Path, default=Path("datasets/youtubeVOS"), help="dataset root")
+    parser.add_argument("--split", default="train_all", help="split to pack")
+    parser.add_argument("--split-dir", type=Path, default=Path("data/splits/youtubevos"),
+                        help="folder of the split files (DATA.SPLIT_DIR)")
     parser.add_argument("--out", type=Path, required=True, help="LMDB folder to create")
-    parser.add_argument("--map-size-gb", type=float, default=1024)
+    parser.add_argument("--map-size-gb", type=float, default=1024,
+                        help="LMDB map size in GiB (an upper bound; the file grows as needed)")
     args = parser.parse_args(argv)
     if args.out.exists():
         raise OutputExistsError(f"{args.out} already exists")

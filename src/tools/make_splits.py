@@ -15,12 +15,11 @@ split files at all: the split ``train_all`` reads every video of ``<root>/train/
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.data import DatasetError, YouTubeVOS, frame_index
 from dmm.data.splits import SPLIT_META_STEMS, split_video_ids
 from dmm.io import write_json
@@ -89,7 +88,7 @@ def make_splits(root: Path, split_dir: Path, counts: tuple[int, int] = (3000, 20
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("python src/tools/make_splits.py", __doc__, summary_only=True)
     parser.add_argument("--root", type=Path, default=Path("datasets/youtubeVOS"),
                         help="YouTube-VOS 2018 root holding train/meta.json")
     parser.add_argument("--split-dir", type=Path, default=Path("data/splits/youtubevos"),

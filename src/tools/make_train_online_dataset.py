@@ -8,7 +8,7 @@ The 2019 code re-saved each image through PIL (``Image.open(src).save(dst)``: de
 again as a JPEG of quality 75, PIL's default), and so does this tool; ``--copy-jpeg`` copies the
 source files' bytes instead (no second compression: a departure from 2019). The new meta lists
 every object of the video, present in the copies of the frames its source meta lists. Nothing
-is augmented here: online training (``configs/online.yaml``) draws every frame of a clip at
+is augmented here: online training (``src/dmm/config/yaml/online.yaml``) draws every frame of a clip at
 random from these and applies the random flip and affine of :mod:`dmm.data.transforms`, the
 project's one augmentation. It writes::
 
@@ -39,11 +39,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.data.palette import save_palette_png
 from dmm.data.splits import FOLDER_SPLITS
 from dmm.data.youtubevos import YouTubeVOS
-from dmm.errors import InputError
+from dmm.errors import InputError, size_text
 from dmm.io import atomic_dir, write_json
 
 class OnlineDatasetError(InputError):
@@ -82,8 +82,8 @@ def _read_frame(reader, source: Path, video: str, frame: str) -> tuple[np.ndarra
         )
     if annotation.shape != image.shape[:2]:
         raise OnlineDatasetError(
-            f"{ann_file}: annotation size {annotation.shape} differs from the image's "
-            f"{image.shape[:2]} ({image_file})"
+            f"{ann_file}: annotation size {size_text(annotation.shape)} differs from the image's "
+            f"{size_text(image.shape)} ({image_file})"
         )
     return image, annotation
 
@@ -158,11 +158,12 @@ def make_online_dataset(source: str | os.PathLike, out: str | os.PathLike, frame
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = command_parser("python src/tools/make_train_online_dataset.py", __doc__, summary_only=True)
     p.add_argument("--source", default="datasets/youtubeVOS/valid", help="source split folder")
     p.add_argument("--out", default="datasets/youtubeVOS/train_testdev_ot", help="output split folder")
     p.add_argument("--frames", type=int, default=10, help="frames written per video (2019: 10)")
-    p.add_argument("--videos", nargs="*", default=None, help="only these videos")
+    p.add_argument("--videos", nargs="*", default=None, metavar="NAME",
+                   help="only these videos (default: every video of --source)")
     p.add_argument("--copy-jpeg", action="store_true",
                    help="copy the source JPEGs' bytes (2019 re-saved them through PIL at quality 75)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

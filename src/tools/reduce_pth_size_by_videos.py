@@ -20,25 +20,24 @@ to (video, frame). Writes ``<folder of PREDICTIONS.pth>/videos_top<TOPK>/<video>
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
 
 import torch
 
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.config import get_cfg_defaults
 from dmm.data import YouTubeVOS, frame_index
+from dmm.errors import MissingInputError
 from dmm.proposals.reduce import load_split_predictions, output_dir, parse_topk, reduce_by_videos
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = get_cfg_defaults()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command_parser("python src/tools/reduce_pth_size_by_videos.py", __doc__, summary_only=True)
     parser.add_argument("predictions", help="split-wide predictions file")
     parser.add_argument("split", help="split name of the predictions")
-    parser.add_argument("topk", type=parse_topk,
-                        help="proposals kept per frame: a number (the best-scored) or 'all' (as stored)")
+    parser.add_argument("topk", help="proposals kept per frame: a number (the best-scored) or 'all' (as stored)")
     parser.add_argument("--root", default=cfg.DATA.ROOT, help="YouTube-VOS root")
     parser.add_argument("--split-dir", default=cfg.DATA.SPLIT_DIR, help="split meta folder")
     parser.add_argument("--out", default=None,
@@ -47,13 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", action="store_true", help="store masks as float16")
     args = parser.parse_args(argv)
 
-    out = args.out or output_dir(args.predictions, args.topk)
+    topk = parse_topk(args.topk)
+    if not Path(args.predictions).is_file():
+        raise MissingInputError(f"predictions file {args.predictions} does not exist")
+    out = args.out or output_dir(args.predictions, topk)
     index = frame_index(YouTubeVOS(args.root, args.split, split_dir=args.split_dir))
     frames = load_split_predictions(args.predictions)
-    written = reduce_by_videos(frames, index, out, args.topk, overwrite=args.overwrite,
+    written = reduce_by_videos(frames, index, out, topk, overwrite=args.overwrite,
                                mask_dtype=torch.float16 if args.half else None,
                                source=str(args.predictions))
-    kept = "all proposals" if args.topk is None else f"top {args.topk}"
+    kept = "all proposals" if topk is None else f"top {topk}"
     print(f"wrote {len(index)} videos ({len(frames)} frames, {kept}) to {written}")
     return 0
 

@@ -45,6 +45,19 @@ def test_bad_overrides_are_errors():
         load_config("no_such_config")
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("SOLVER.EPOCHS", "many", "SOLVER.EPOCHS takes an integer, got many (a string)"),
+    ("SOLVER.EPOCHS", "1.5", "SOLVER.EPOCHS takes an integer, got 1.5 (a number)"),
+    ("DATA.MEAN", "3", "DATA.MEAN takes a list, got 3 (an integer)"),
+    ("DEVICE", "3", "DEVICE takes a string, got 3 (an integer)"),
+])
+def test_a_value_of_the_wrong_type_names_key_type_and_value(key, value, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [key, value])
+    assert str(err.value) == f"command-line override: {message}"
+    assert "<class" not in str(err.value)
+
+
 @pytest.mark.parametrize("text, needle", [
     ("SOLVER:\n  NOPE: 1\n", r"SOLVER\.NOPE"),
     ("SOLVER:\n  EPOCHS: abc\n", r"SOLVER\.EPOCHS"),

@@ -117,6 +117,7 @@ def test_cli_reports_missing_video(dataset: Path, tmp_path: Path, capsys):
     assert run(main, args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "miss 2 of 3 videos: vid1, vid2" in err and err.count("\n") == 1
+    assert "(--allow-missing scores only the videos present)" in err and "allow_missing" not in err
     assert run(main, args + ["--allow-missing"]) == 0
 
 
@@ -145,3 +146,28 @@ def test_full_eval_script(dataset: Path, tmp_path: Path):
     env["GT_DIR"] = str(tmp_path / "nowhere")
     done = subprocess.run(["sh", script, str(dataset / "erode1")], env=env, capture_output=True, text=True)
     assert done.returncode == 2 and "ground truth" in done.stderr and "nowhere" in done.stderr
+
+
+def _method(printed: str) -> str:
+    header, _, row = [line for line in printed.splitlines() if line.startswith("|")][:3]
+    assert header.split("|")[1].strip() == "Method"
+    return row.split("|")[1].strip()
+
+
+def test_method_is_what_produced_the_results(dataset: Path, tmp_path: Path, capsys):
+    """Not ``merged`` for every run: the checkpoint of the results' record, else the folders, or --name."""
+    merged = tmp_path / "eval" / "valid" / "merged"
+    for i in range(3):
+        write_video(merged, f"vid{i}", ground_truth(7, seed=i))
+    args = ["--gt-dir", str(dataset / "gt"), "--results-dir", str(merged), "--processes", "1"]
+    assert main(args) == 0
+    assert _method(capsys.readouterr().out) == "eval/valid/merged"
+    checkpoint = tmp_path / "runs" / "synthetic" / "epo02_iter00150" / "trainer.pt"
+    (tmp_path / "eval" / "valid" / "merged.source.json").write_text(json.dumps(
+        {"producer": f"{checkpoint} (1234 bytes, modified 1700000000000000000)", "config": "abc"}))
+    assert main(args) == 0
+    assert _method(capsys.readouterr().out) == "synthetic/epo02_iter00150"
+    assert main(args + ["--name", "DMM-Net R50"]) == 0
+    assert _method(capsys.readouterr().out) == "DMM-Net R50"
+    assert main(["--gt-dir", str(dataset / "gt"), "--results-dir", str(dataset / "shift2"), "--processes", "1"]) == 0
+    assert _method(capsys.readouterr().out) == "shift2"

@@ -326,7 +326,7 @@ def test_a_map_at_neither_size_is_named(tiny: Path, capsys):
     write_video(tiny / "res", "v", [np.zeros((30, 30), np.uint8)], names=["00010"])
     err = fails(tiny, tiny_args(tiny), capsys)
     name = tiny / "res" / "v" / "00010.png"
-    assert f"{name}: size 30x30 is neither the input size 20x30 nor the frame size 45x70" in err
+    assert f"{name}: size 30 x 30 is neither the input size 20 x 30 nor the frame size 45 x 70" in err
 
 
 def test_a_frame_size_map_that_is_no_upsampling_is_named(tiny: Path, capsys):
@@ -341,7 +341,7 @@ def test_a_frame_size_map_that_is_no_upsampling_is_named(tiny: Path, capsys):
 def test_frame_size_maps_need_the_input_size(tiny: Path, capsys):
     record_path(tiny / "res").unlink()
     err = fails(tiny, tiny_args(tiny), capsys)
-    assert "00005.png: a frame-size map (45x70)" in err and "--input-size H W" in err
+    assert "00005.png: a frame-size map (45 x 70)" in err and "--input-size H W" in err
     assert str(record_path(tiny / "res")) in err
 
 
@@ -354,7 +354,7 @@ def test_a_record_of_frame_size_labels_is_refused(tiny: Path, capsys):
 
 def test_frames_smaller_than_the_input_are_refused(tiny: Path, capsys):
     err = fails(tiny, tiny_args(tiny, "--input-size", "50", "80"), capsys)
-    assert "00005.png: the frame (45x70) is smaller than the input size 50x80" in err
+    assert "00005.png: the frame (45 x 70) is smaller than the input size 50 x 80" in err
 
 
 def test_dmm2019_needs_the_split_meta_and_its_start_frame(tiny: Path, capsys):

@@ -116,7 +116,7 @@ def test_size_mismatch_names_the_file(tmp_path: Path):
     write_video(tmp_path / "gt", "v", static_video(4))
     write_video(tmp_path / "res", "v", static_video(4))
     write_labels(tmp_path / "res" / "v" / "00010.png", np.zeros((SHAPE[0], SHAPE[1] + 1), np.uint8))
-    with pytest.raises(MetricsInputError, match=r"v/00010.png: prediction size \(24, 33\)"):
+    with pytest.raises(MetricsInputError, match=r"v/00010.png: prediction size 24 x 33 differs from the ground truth 24 x 32"):
         score_folders(tmp_path / "gt", tmp_path / "res", processes=1)
 
 

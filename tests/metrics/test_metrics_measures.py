@@ -79,11 +79,16 @@ def test_f_hand_worked_shift_by_two():
     assert f_measure(gt, rect((10, 10), 2, 3, 3, 3)) == 1.0
 
 
-def test_disk_is_scikit_image_disk():
-    from skimage.morphology import disk as skimage_disk
-
-    for radius in range(0, 25):
-        assert (disk(radius) == skimage_disk(radius)).all(), radius
+def test_disk_is_the_dilation_kernel_of_davis2017():
+    """``x^2 + y^2 <= r^2`` as uint8 (skimage.morphology.disk, which davis2017-evaluation dilates with)."""
+    assert disk(0).tolist() == [[1]]
+    assert disk(1).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
+    assert disk(2).tolist() == [[0, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0]]
+    for radius in (3, 8, 17):
+        offsets = np.arange(-radius, radius + 1)
+        expected = offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2
+        assert disk(radius).dtype == np.uint8 and np.array_equal(disk(radius), expected)
+    assert not disk(4).flags.writeable
 
 
 def test_f_empty_cases():

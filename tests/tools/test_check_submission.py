@@ -119,7 +119,7 @@ def test_bad_pngs_are_reported(tree, capsys):
     assert not report.ok and len(report.bad_files) == 3
     text = tool.describe(report, results)
     assert "v1/00000.png: mode 'RGB'" in text
-    assert "v2/00000.png: size 16x13" in text
+    assert "v2/00000.png: size 13 x 16" in text
     assert "v3/00003.png: unreadable" in text
 
 

@@ -115,3 +115,11 @@ def test_split_names_of_the_paper_on_a_small_dataset(root, tmp_path, capsys):
                              "--index-splits"]) == 0
     code, err = run_main(capsys, pred, "train", 2, "--root", root, "--split-dir", tmp_path / "splits")
     assert code == 2 and f"holds {n} frames" in err and "train_all" in err
+
+
+def test_a_bad_topk_and_a_missing_predictions_file_come_first(root, tmp_path, capsys):
+    """The project's TOPK message (not argparse's), and the missing input file before the split."""
+    code, err = run_main(capsys, tmp_path / "p.pth", "trainval", "fifty", "--root", tmp_path / "none")
+    assert code == 2 and err == "error: TOPK must be a positive number of proposals or 'all', got 'fifty'\n"
+    code, err = run_main(capsys, tmp_path / "p.pth", "trainval", "5", "--root", tmp_path / "none")
+    assert code == 2 and err == f"error: predictions file {tmp_path / 'p.pth'} does not exist\n"

@@ -39,6 +39,11 @@ FLOAT32_MAX = 3.4028234663852886e38
 RETIRED_SWITCHES = {"SOLVER.AMP": "MODEL.AMP"}
 
 
+def package_configs() -> list[str]:
+    """Names of the package's config files (``src/dmm/config/yaml/<name>.yaml``), sorted."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
 def resolve_config_path(name: str | os.PathLike) -> Path:
     """A yaml path as given, or the name of one of the package's files (``train``, ``eval.yaml``)."""
     path = Path(name)
@@ -47,8 +52,16 @@ def resolve_config_path(name: str | os.PathLike) -> Path:
     for candidate in (CONFIG_DIR / path.name, CONFIG_DIR / f"{path.name}.yaml"):
         if candidate.is_file():
             return candidate
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    known = ", ".join(package_configs())
     raise MissingInputError(f"config file {name!s} not found (package configs: {known})")
+
+
+#: yacs's ValueError for a value of the wrong type
+_TYPE_MISMATCH = re.compile(r"Type mismatch \(<class '(\w+)'> vs\. <class '(\w+)'>\) with values \((.*) vs\. (.*)\) "
+                            r"for config key: (\S+)", re.S)
+
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "True or False",
+               "list": "a list", "tuple": "a list", "NoneType": "None"}
 
 
 def _merge_error(source: str, error: Exception) -> ConfigError:
@@ -58,6 +71,11 @@ def _merge_error(source: str, error: Exception) -> ConfigError:
         key = str(error.args[0]).rsplit(": ", 1)[-1]
         return ConfigError(f"{source}: unknown config key {key} (the keys and their defaults are in "
                            "src/dmm/config/defaults.py)")
+    mismatch = _TYPE_MISMATCH.search(str(error))
+    if mismatch:
+        wanted, given, _, value, key = mismatch.groups()
+        return ConfigError(f"{source}: {key} takes {_TYPE_WORDS.get(wanted, wanted)}, got {value} "
+                           f"({_TYPE_WORDS.get(given, given)})")
     return ConfigError(f"{source}: {error}")
 
 

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from ..errors import size_text
 from .errors import DatasetError
 from .palette import decode_annotation, decode_image, image_size
 from .storage import FolderSource, LmdbSource
@@ -120,8 +121,8 @@ class VideoReader:
         mask = decode_annotation(self.source.read(rel), name)
         if mask.shape != self.frame_size(video):
             raise DatasetError(
-                f"{name}: annotation size {mask.shape[1]}x{mask.shape[0]} differs from its "
-                f"image size {self.frame_size(video)[1]}x{self.frame_size(video)[0]} (w x h)")
+                f"{name}: annotation size {size_text(mask.shape)} differs from its "
+                f"image size {size_text(self.frame_size(video))}")
         self._check_painted_ids(video, frame, mask, name)
         return mask
 

@@ -23,7 +23,6 @@ generator seeded by (seed, split, video index), so a seed gives the same dataset
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import json
 import os
@@ -37,8 +36,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..cli import run
-from ..errors import InputError, OutputExistsError
+from ..cli import command_parser, run
+from ..errors import InputError, OutputExistsError, size_text
 from ..io import atomic_dir
 from .palette import save_palette_png
 
@@ -66,7 +65,7 @@ class SyntheticConfig:
         if self.num_frames < 2:
             raise InputError(f"num_frames must be >= 2, got {self.num_frames}")
         if self.height < 32 or self.width < 32:
-            raise InputError(f"frame size must be at least 32x32, got {self.height}x{self.width}")
+            raise InputError(f"frame size must be at least 32 x 32, got {size_text((self.height, self.width))}")
         if not 1 <= self.max_targets < DISTRACTOR_ID_BASE:
             raise InputError(f"max_targets must be in [1, {DISTRACTOR_ID_BASE}), got {self.max_targets}")
 
@@ -416,18 +415,16 @@ def generate(root: str | os.PathLike, cfg: SyntheticConfig = SyntheticConfig(),
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m dmm.data.synthetic",
-        description="Generate the synthetic dataset in YouTube-VOS 2018 layout.")
+    parser = command_parser("python -m dmm.data.synthetic", "Generate the synthetic dataset in YouTube-VOS 2018 layout.")
     parser.add_argument("--root", default="datasets/synthetic", help="output folder")
-    parser.add_argument("--train-videos", type=int, default=SyntheticConfig.num_train)
-    parser.add_argument("--valid-videos", type=int, default=SyntheticConfig.num_valid)
-    parser.add_argument("--frames", type=int, default=SyntheticConfig.num_frames)
-    parser.add_argument("--height", type=int, default=SyntheticConfig.height)
-    parser.add_argument("--width", type=int, default=SyntheticConfig.width)
+    parser.add_argument("--train-videos", type=int, default=SyntheticConfig.num_train, help="videos of the train split")
+    parser.add_argument("--valid-videos", type=int, default=SyntheticConfig.num_valid, help="videos of the valid split")
+    parser.add_argument("--frames", type=int, default=SyntheticConfig.num_frames, help="frames per video")
+    parser.add_argument("--height", type=int, default=SyntheticConfig.height, help="frame height in pixels")
+    parser.add_argument("--width", type=int, default=SyntheticConfig.width, help="frame width in pixels")
     parser.add_argument("--max-objects", type=int, default=SyntheticConfig.max_targets,
                         help="most target objects in a video")
-    parser.add_argument("--seed", type=int, default=SyntheticConfig.seed)
+    parser.add_argument("--seed", type=int, default=SyntheticConfig.seed, help="seed of the generator")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing root")
     args = parser.parse_args(argv)
     cfg = SyntheticConfig(args.train_videos, args.valid_videos, args.frames, args.height,

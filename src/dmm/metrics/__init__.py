@@ -9,15 +9,16 @@ wraps for long sequences (more than 255 scored frames; identical below). Under t
 rule an object that first appears after the first frame is scored from the frame after its
 first appearance on (the DAVIS rule only knows the ids of the first frame, scored on every
 frame). See ``dmm.metrics.evaluate`` for what is scored and ``dmm.metrics.statistics`` for
-the bins. ``protocol="dmm2019"`` is the 2019 code's own scoring, with which the paper's table
+the bins, and ``dmm.metrics.scoring`` for the choice of protocol. ``protocol="dmm2019"`` is the 2019 code's own scoring, with which the paper's table
 was made (``dmm.metrics.dmm2019``).
 """
 
-from dmm.metrics.evaluate import (PROTOCOLS, MetricsInputError, evaluate_folders, resolve_protocol, score_folders,
-                                  score_video)
 from dmm.metrics.dmm2019 import ObjectScores2019, VideoScores2019, summarize_2019
+from dmm.metrics.evaluate import score_video
+from dmm.metrics.inputs import PROTOCOLS, MetricsInputError, resolve_protocol
 from dmm.metrics.measures import boundary_map, f_measure, frame_scores, jaccard
 from dmm.metrics.results import ObjectScores, VideoScores, summarize, youtube_summary
+from dmm.metrics.scoring import evaluate_folders, score_folders
 from dmm.metrics.statistics import Statistics, decay_bin_bounds, sequence_statistics
 
 __all__ = [

@@ -1,57 +1,61 @@
 """``python -m dmm.metrics``: score predicted masks against ground truth (DAVIS J and F).
 
-Prints the README's table (with J&F), and optionally writes a JSON summary, per-video and
-per-object CSV files and a bar chart of J&F per video. With ``--split-meta`` only the videos of
-that meta.json are scored; with ``--seen-categories`` as well, the YouTube-VOS seen/unseen
-summary (J, F per group and G) is printed and added to the JSON under "youtubevos".
-``--protocol`` picks which objects are scored on which frames (``dmm.metrics.evaluate``);
-by default the DAVIS rule for a DAVIS layout, the YouTube-VOS rule otherwise. ``--protocol
-dmm2019`` scores as the 2019 code did for the paper's table (``dmm.metrics.dmm2019``; it needs
-``--split-meta``, and for this project's frame-size maps the input size, from the results'
-record ``<results>.source.json`` or ``--input-size``); its JSON holds every pair's J and F.
+Prints the README's table (with J&F; its ``Method`` is what produced the results: the
+checkpoint or baseline their record ``<results>.source.json`` names, else the folder's name, or
+``--name``), and optionally writes a JSON summary, per-video and per-object CSV files and a bar
+chart of J&F per video. With ``--split-meta`` only the videos of that meta.json are scored; with
+``--seen-categories`` as well, the YouTube-VOS seen/unseen summary (J, F per group and G) is
+printed and added to the JSON under "youtubevos".
+
+``--protocol`` picks which objects are scored on which frames. The default, auto, takes the
+DAVIS rule for a DAVIS layout (``.../Annotations/480p``) and the YouTube-VOS rule otherwise
+(``dmm.metrics.evaluate``); ``--protocol dmm2019`` scores as the 2019 code did for the paper's
+table (``dmm.metrics.dmm2019``; it needs ``--split-meta``, and for this project's frame-size
+maps the input size, from the results' record or ``--input-size``); its JSON holds every pair's
+J and F.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.io import write_json
-from dmm.metrics.evaluate import (
-    EXTRA_ID_MODES,
-    PROTOCOL_DESCRIPTIONS,
-    PROTOCOLS,
-    MetricsInputError,
-    resolve_protocol,
-    score_folders,
-)
+from dmm.metrics import dmm2019
+from dmm.metrics.evaluate import EXTRA_ID_MODES
+from dmm.metrics.inputs import PROTOCOL_DESCRIPTIONS, PROTOCOLS, MetricsInputError, resolve_protocol
 from dmm.metrics.report import (
     format_table,
     format_table_2019,
     format_youtube_table,
     load_seen_categories,
     load_split_meta,
+    method_name,
     plot_video_scores,
     write_csvs,
 )
 from dmm.metrics.results import summarize, unscored_objects, youtube_summary
+from dmm.metrics.scoring import score_folders
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dmm.metrics", description=__doc__.split("\n")[0])
+def build_parser():
+    parser = command_parser("python -m dmm.metrics", __doc__)
     parser.add_argument("--gt-dir", required=True, type=Path, help="ground truth: <video>/<frame>.png")
     parser.add_argument("--results-dir", required=True, type=Path, help="predictions: <video>/<frame>.png")
+    parser.add_argument("--name", default=None,
+                        help="the table's Method (default: the checkpoint or baseline named by "
+                             "<results>.source.json, else the results folder's name)")
     parser.add_argument("--split-meta", type=Path,
                         help="meta.json: score only its videos; gives categories (and, for dmm2019, the video "
-                             "order and start frames)")
+                             "order and start frames) (default: every video of --gt-dir)")
     parser.add_argument("--seen-categories", type=Path,
-                        help="categories seen in training: a train meta.json, a JSON list or a text file")
-    parser.add_argument("--json", type=Path, help="write the JSON summary here")
-    parser.add_argument("--csv-dir", type=Path, help="write per_video.csv and per_object.csv here")
-    parser.add_argument("--plot", type=Path, help="write a PNG bar chart of J&F per video here")
+                        help="categories seen in training: a train meta.json, a JSON list or a text file "
+                             "(default: no seen/unseen summary)")
+    parser.add_argument("--json", type=Path, help="write the JSON summary here (default: not written)")
+    parser.add_argument("--csv-dir", type=Path, help="write per_video.csv and per_object.csv here (default: not written)")
+    parser.add_argument("--plot", type=Path, help="write a PNG bar chart of J&F per video here (default: not written)")
     parser.add_argument("--processes", type=int, default=None,
                         help="processes that score videos, this one included (default: all CPUs)")
     parser.add_argument("--allow-missing", action="store_true", help="score only the videos present in results")
@@ -90,12 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         split_meta=args.split_meta if protocol == "dmm2019" else None,
         input_size=args.input_size,
     )
-    method = args.results_dir.resolve().name
+    method = method_name(args.results_dir, args.name)
     if protocol == "dmm2019":
-        from dmm.metrics.dmm2019 import summarize_2019, unscored_videos
-
-        summary = summarize_2019(videos)
-        empty = unscored_videos(videos)
+        summary = dmm2019.summarize_2019(videos)
+        empty = dmm2019.unscored_videos(videos)
         if empty:
             print(f"note: {len(empty)} videos score no object (their first ground-truth frame holds none; "
                   f"the 2019 code counts the objects there): {', '.join(empty)}")

@@ -48,14 +48,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from dmm.metrics.evaluate import MetricsInputError, _listing, list_frames, list_videos, read_labels
+from dmm.errors import size_text
+from dmm.metrics.inputs import (VOID_ID, MetricsInputError, list_frames, list_videos, listing, missing_videos_error,
+                                read_labels, record_of, run_jobs)
 from dmm.metrics.measures import BOUND_TH, boundary_map, dilation_radius, disk
 from dmm.metrics.results import STAT_KEYS, ObjectScores, VideoScores, summarize
 
 logger = logging.getLogger(__name__)
 
 PROTOCOL = "dmm2019"
-VOID_ID = 255
 JF_NOTE = "JF_mean = (J_mean + F_mean) / 2 is not printed by the 2019 code"
 _RECORD_FIX = "rerun python -m dmm.test with TEST.LABELS_AT input (the default)"
 
@@ -95,13 +96,6 @@ def load_split_2019(path: str | os.PathLike) -> list[SplitVideo]:
     return out
 
 
-def record_of(res_dir: Path) -> Path:
-    """The record beside a results folder, ``<results>.source.json``
-    (as ``dmm.engine.results.record_path`` names it)."""
-    res_dir = Path(os.path.abspath(res_dir))
-    return res_dir.parent / f"{res_dir.name}.source.json"
-
-
 def resolve_input_size(res_dir: Path, input_size: Sequence[int] | None = None) -> tuple[int, int] | None:
     """(H, W) of the network input the maps of ``res_dir`` were made at: ``input_size`` when
     given, else the record's ``input_size``, else None (unknown). A record saying
@@ -129,7 +123,7 @@ def resolve_input_size(res_dir: Path, input_size: Sequence[int] | None = None) -
         raise MetricsInputError(f"input size {size!r} is not two integers H W"
                                 f"{'' if input_size is not None else f' (from {record})'}") from None
     if h < 1 or w < 1:
-        raise MetricsInputError(f"input size {h}x{w} is not positive")
+        raise MetricsInputError(f"input size {size_text((h, w))} is not positive")
     return h, w
 
 
@@ -226,7 +220,7 @@ def jaccard_from_counts(counts_j: np.ndarray) -> np.ndarray:
 
 def f_from_counts(counts_f: np.ndarray) -> np.ndarray:
     """F (n,) float64 from [n_G, n_P, m_G, m_P] (n, 4) in the 2019 arithmetic
-    (``f_boundary.py:58-76``: a = m_G / n_G, b = m_P / n_P, F = 2ab / (a + b))."""
+    (2019 ``f_boundary.py:58-76``: a = m_G / n_G, b = m_P / n_P, F = 2ab / (a + b))."""
     out = np.empty(len(counts_f), dtype=np.float64)
     for k, (n_g, n_p, m_g, m_p) in enumerate(counts_f.tolist()):
         if n_g == 0 and n_p > 0:
@@ -325,22 +319,23 @@ def _input_labels(path: Path, labels: np.ndarray, frame_size: tuple[int, int],
         return labels
     if input_size is None:
         raise MetricsInputError(
-            f"{path}: a frame-size map ({shape[0]}x{shape[1]}), but the dmm2019 protocol scores the "
+            f"{path}: a frame-size map ({size_text(shape)}), but the dmm2019 protocol scores the "
             f"input-size maps the 2019 evaluator wrote and the input size is unknown: pass it with "
             f"--input-size H W, or keep the record {record} that python -m dmm.test writes beside the folder")
     h, w = input_size
     if shape != frame_size:
         raise MetricsInputError(
-            f"{path}: size {shape[0]}x{shape[1]} is neither the input size {h}x{w} nor the frame size "
-            f"{frame_size[0]}x{frame_size[1]} of its ground truth; check --input-size, or {_RECORD_FIX}")
+            f"{path}: size {size_text(shape)} is neither the input size {size_text(input_size)} nor the frame "
+            f"size {size_text(frame_size)} of its ground truth; check --input-size, or {_RECORD_FIX}")
     if shape[0] < h or shape[1] < w:
         raise MetricsInputError(
-            f"{path}: the frame ({shape[0]}x{shape[1]}) is smaller than the input size {h}x{w} on an axis, "
+            f"{path}: the frame ({size_text(shape)}) is smaller than the input size {size_text(input_size)} on "
+            f"an axis, "
             f"so its input-size map cannot be recovered from the frame-size map")
     small = recover_input_labels(labels, input_size)
     if small is None:
         raise MetricsInputError(
-            f"{path}: not a nearest (cv2.INTER_NEAREST_EXACT) upsampling of an input-size {h}x{w} map, so "
+            f"{path}: not a nearest (cv2.INTER_NEAREST_EXACT) upsampling of an input-size {size_text(input_size)} map, so "
             f"the dmm2019 protocol cannot score it; check --input-size, or {_RECORD_FIX}")
     return small
 
@@ -393,20 +388,18 @@ def plan_jobs_2019(gt_dir: Path, res_dir: Path, split: Sequence[SplitVideo], vid
         wanted = set(videos)
         unknown = sorted(wanted - {v.name for v in split})
         if unknown:
-            raise MetricsInputError(f"videos not in the split meta: {_listing(unknown)}")
+            raise MetricsInputError(f"videos not in the split meta: {listing(unknown)}")
         split = [v for v in split if v.name in wanted]
     on_disk = set(list_videos(gt_dir))
     no_gt = [v.name for v in split if v.name not in on_disk]
     if no_gt:
         raise MetricsInputError(f"ground truth {gt_dir} has no folder for {len(no_gt)} videos of the split: "
-                                f"{_listing(no_gt)}")
+                                f"{listing(no_gt)}")
     absent = [v.name for v in split if not (res_dir / v.name).is_dir()]
     if absent and not allow_missing:
-        raise MetricsInputError(
-            f"results {res_dir} miss {len(absent)} of {len(split)} videos: {_listing(absent)} "
-            "(allow_missing=True / --allow-missing scores only the videos present)")
+        raise missing_videos_error(res_dir, absent, len(split))
     if absent:
-        logger.warning("skipping %d videos missing from %s: %s", len(absent), res_dir, _listing(absent))
+        logger.warning("skipping %d videos missing from %s: %s", len(absent), res_dir, listing(absent))
     record = record_of(res_dir)
     jobs = []
     for video, start in split:
@@ -430,6 +423,18 @@ def plan_jobs_2019(gt_dir: Path, res_dir: Path, split: Sequence[SplitVideo], vid
     if not jobs:
         raise MetricsInputError(f"results {res_dir} hold none of the {len(split)} videos to score")
     return jobs
+
+
+def score_2019(gt_dir: str | os.PathLike, res_dir: str | os.PathLike, split_meta: str | os.PathLike,
+               videos: Iterable[str] | None = None, processes: int | None = None, allow_missing: bool = False,
+               input_size: Sequence[int] | None = None) -> list[VideoScores2019]:
+    """Scores of every video of ``split_meta`` (the split json: video order and start frames),
+    in its order, or of ``videos`` among them. ``input_size``: (H, W) of the network input
+    (default: the results' record). ``processes``: as ``dmm.metrics.inputs.run_jobs``."""
+    gt_dir, res_dir = Path(gt_dir), Path(res_dir)
+    jobs = plan_jobs_2019(gt_dir, res_dir, load_split_2019(split_meta), videos, allow_missing,
+                          resolve_input_size(res_dir, input_size))
+    return run_jobs(jobs, processes, score_video_2019)
 
 
 # --------------------------------------------------------------------------- summaries

@@ -29,40 +29,23 @@ plus ``processes - 1`` spawned workers; one task per video.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple
 
-import cv2
 import numpy as np
-from PIL import Image
 
-from dmm.errors import InputError
+from dmm.errors import size_text
+from dmm.metrics.inputs import (VOID_ID, MetricsInputError, list_frames, list_videos, listing, missing_videos_error,
+                                read_labels, resolve_protocol, run_jobs)
 from dmm.metrics.measures import boundary_kernel, frame_scores, label_histogram
-from dmm.metrics.results import ObjectScores, VideoScores, summarize
+from dmm.metrics.results import ObjectScores, VideoScores
 
 logger = logging.getLogger(__name__)
 
-VOID_ID = 255
 EXTRA_ID_MODES = ("error", "score")
-PROTOCOLS = ("davis", "youtubevos", "dmm2019")
-#: what each protocol's numbers are comparable with (printed beside its table)
-PROTOCOL_DESCRIPTIONS = {
-    "davis": "the DAVIS 2017 rule of davis2017-evaluation: comparable with other methods",
-    "youtubevos": "the standard rule, each object from its first appearance at the frame size: "
-                  "comparable with other methods",
-    "dmm2019": "the 2019 code's scoring: comparable with the paper's table",
-}
-#: resolution folders of DAVIS 2017 under ``Annotations``.
-DAVIS_RESOLUTIONS = ("480p", "Full-Resolution")
-_MAX_LISTED = 20
-
-
-class MetricsInputError(InputError):
-    """Bad or missing input masks; the message names the video, frame or file."""
+#: the protocols this module scores (``dmm.metrics.dmm2019`` scores the third)
+STANDARD_PROTOCOLS = ("davis", "youtubevos")
 
 
 class VideoJob(NamedTuple):
@@ -72,54 +55,6 @@ class VideoJob(NamedTuple):
     frames: tuple[str, ...]
     extra_ids: str
     protocol: str = "youtubevos"
-
-
-def resolve_protocol(gt_dir: str | os.PathLike, protocol: str = "auto") -> str:
-    """One of PROTOCOLS: ``protocol`` itself, or for ``"auto"`` the one of the ground truth's
-    layout (``"davis"`` for ``.../Annotations/480p`` or ``.../Annotations/Full-Resolution``,
-    else ``"youtubevos"``; ``"dmm2019"`` is only taken when asked for)."""
-    if protocol in PROTOCOLS:
-        return protocol
-    if protocol != "auto":
-        raise MetricsInputError(f"unknown protocol {protocol!r} (one of auto, {', '.join(PROTOCOLS)})")
-    gt_dir = Path(gt_dir).absolute()
-    davis = gt_dir.name in DAVIS_RESOLUTIONS and gt_dir.parent.name == "Annotations"
-    return "davis" if davis else "youtubevos"
-
-
-def _listing(items: Sequence[str]) -> str:
-    """Comma-separated items, cut after _MAX_LISTED with a count of the rest."""
-    shown = ", ".join(items[:_MAX_LISTED])
-    rest = len(items) - _MAX_LISTED
-    return f"{shown}, ... and {rest} more" if rest > 0 else shown
-
-
-def read_labels(path: Path) -> np.ndarray:
-    """Object-id image of a palette or 8-bit grey PNG -> uint8 (h, w)."""
-    try:
-        with Image.open(path) as img:
-            if img.mode not in ("P", "L"):
-                raise MetricsInputError(
-                    f"{path}: expected a palette or 8-bit grey PNG of object ids, got mode {img.mode}"
-                )
-            labels = np.array(img, dtype=np.uint8)
-    except FileNotFoundError:
-        raise MetricsInputError(f"missing mask file {path}") from None
-    except OSError as err:
-        raise MetricsInputError(f"cannot read mask file {path}: {err}") from err
-    return labels
-
-
-def list_frames(video_dir: Path) -> list[str]:
-    """Sorted frame names (file stems) of the PNGs in one video folder."""
-    return sorted(p.stem for p in video_dir.iterdir() if p.suffix == ".png" and p.is_file())
-
-
-def list_videos(root: Path) -> list[str]:
-    """Sorted names of the sub-folders of ``root``."""
-    if not root.is_dir():
-        raise MetricsInputError(f"folder {root} does not exist")
-    return sorted(p.name for p in root.iterdir() if p.is_dir())
 
 
 def _select_videos(gt_dir: Path, videos: Iterable[str] | None) -> list[str]:
@@ -133,7 +68,7 @@ def _select_videos(gt_dir: Path, videos: Iterable[str] | None) -> list[str]:
     missing = sorted(set(wanted) - set(available))
     if missing:
         raise MetricsInputError(
-            f"ground truth {gt_dir} has no folder for {len(missing)} requested videos: {_listing(missing)}"
+            f"ground truth {gt_dir} has no folder for {len(missing)} requested videos: {listing(missing)}"
         )
     if not wanted:
         raise MetricsInputError("the list of videos to score is empty")
@@ -153,12 +88,9 @@ def plan_jobs(
         raise MetricsInputError(f"results folder {res_dir} does not exist")
     absent = [v for v in videos if not (res_dir / v).is_dir()]
     if absent and not allow_missing:
-        raise MetricsInputError(
-            f"results {res_dir} miss {len(absent)} of {len(videos)} videos: {_listing(absent)} "
-            "(allow_missing=True / --allow-missing scores only the videos present)"
-        )
+        raise missing_videos_error(res_dir, absent, len(videos))
     if absent:
-        logger.warning("skipping %d videos missing from %s: %s", len(absent), res_dir, _listing(absent))
+        logger.warning("skipping %d videos missing from %s: %s", len(absent), res_dir, listing(absent))
     absent_set = set(absent)
     present = [v for v in videos if v not in absent_set]
     if not present:
@@ -175,7 +107,7 @@ def plan_jobs(
     if missing_frames:
         raise MetricsInputError(
             f"results {res_dir} miss {len(missing_frames)} scored frames (all ground-truth frames but "
-            f"the first and last of each video): {_listing(missing_frames)}"
+            f"the first and last of each video): {listing(missing_frames)}"
         )
     return jobs
 
@@ -202,7 +134,7 @@ def _extra_objects(
                   if job.protocol == "davis" else "the ground truth")
         raise MetricsInputError(
             f"video {job.video}: predicted ids {where} are not objects of {source} "
-            f"(objects {sorted(gt_ids)}); extra_ids='score' / --extra-ids score scores them as false objects"
+            f"(objects {sorted(gt_ids)}); --extra-ids score scores them as false objects"
         )
     objects = []
     for i in extra:
@@ -230,7 +162,8 @@ def score_video(job: VideoJob) -> VideoScores:
             shape = gt.shape
             kernel = boundary_kernel(shape)
         elif gt.shape != shape:
-            raise MetricsInputError(f"{gt_path}: size {gt.shape} differs from the video's first frame {shape}")
+            raise MetricsInputError(f"{gt_path}: size {size_text(gt.shape)} differs from the video's first frame "
+                                     f"{size_text(shape)}")
         gt[gt == VOID_ID] = 0
         if job.protocol == "davis":
             if t == 0:
@@ -246,7 +179,8 @@ def score_video(job: VideoJob) -> VideoScores:
         pred = read_labels(pred_path)
         if pred.shape != gt.shape:
             raise MetricsInputError(
-                f"{pred_path}: prediction size {pred.shape} (h, w) differs from the ground truth {gt.shape}"
+                f"{pred_path}: prediction size {size_text(pred.shape)} differs from the ground truth "
+                f"{size_text(gt.shape)}"
             )
         pred_areas[t - 1] = label_histogram(pred)
         if active:
@@ -270,17 +204,7 @@ def score_video(job: VideoJob) -> VideoScores:
     return VideoScores(job.video, tuple(objects))
 
 
-def _init_worker() -> None:
-    """One OpenCV thread per worker process: the workers already fill the CPUs."""
-    cv2.setNumThreads(1)
-
-
-def _default_processes() -> int:
-    """CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def score_folders(
+def score_standard(
     gt_dir: str | os.PathLike,
     res_dir: str | os.PathLike,
     videos: Iterable[str] | None = None,
@@ -288,100 +212,20 @@ def score_folders(
     allow_missing: bool = False,
     extra_ids: str = "error",
     protocol: str = "auto",
-    *,
-    split_meta: str | os.PathLike | None = None,
-    input_size: Sequence[int] | None = None,
 ) -> list[VideoScores]:
-    """Per-frame scores of every object of every video, sorted by video name (``"dmm2019"``:
-    in the split meta's order).
+    """Per-frame scores of every object of every video under the DAVIS or YouTube-VOS rule,
+    sorted by video name.
 
-    ``videos``: names to score (default: every folder of ``gt_dir``; ``"dmm2019"``: every video
-    of ``split_meta``). ``processes``: processes that score, this one included (default: the
-    CPUs available; 1 scores in this process only). ``protocol``: "davis", "youtubevos",
-    "dmm2019" or "auto" (see the module docstring). ``split_meta`` (the split json: video order
-    and start frames) and ``input_size`` ((H, W) of the network input; default: the results'
-    record) are for "dmm2019" only, which needs ``split_meta`` and returns
-    ``dmm2019.VideoScores2019`` (``extra_ids`` has no effect there: ids beyond the counted
-    objects are ignored, as the 2019 code did).
+    ``videos``: names to score (default: every folder of ``gt_dir``). ``processes``: processes
+    that score, this one included (default: the CPUs available; 1 scores in this process only).
+    ``protocol``: "davis", "youtubevos" or "auto" (see the module docstring).
     """
     if extra_ids not in EXTRA_ID_MODES:
         raise MetricsInputError(f"extra_ids must be one of {EXTRA_ID_MODES}, got {extra_ids!r}")
-    if processes is not None and processes < 1:
-        raise MetricsInputError(f"processes must be >= 1, got {processes}")
     gt_dir, res_dir = Path(gt_dir), Path(res_dir)
     protocol = resolve_protocol(gt_dir, protocol)
-    if protocol == "dmm2019":
-        from dmm.metrics import dmm2019  # it builds on this module
-
-        if split_meta is None:
-            raise MetricsInputError("the dmm2019 protocol needs the split meta (--split-meta meta.json): its "
-                                    "video order and each video's start frame define the files it pairs")
-        jobs = dmm2019.plan_jobs_2019(gt_dir, res_dir, dmm2019.load_split_2019(split_meta), videos, allow_missing,
-                                      dmm2019.resolve_input_size(res_dir, input_size))
-        score: Callable = dmm2019.score_video_2019
-    else:
-        if input_size is not None:
-            raise MetricsInputError(f"input_size / --input-size is for the dmm2019 protocol only, not {protocol}")
-        jobs = plan_jobs(gt_dir, res_dir, _select_videos(gt_dir, videos), allow_missing, extra_ids, protocol)
-        score = score_video
-    workers = min(processes or _default_processes(), len(jobs))
-    if workers == 1:
-        return [score(job) for job in jobs]
-    done = _score_in_parallel(jobs, workers, score)
-    return [done[job.video] for job in jobs]
-
-
-def _score_in_parallel(jobs: list, processes: int, score: Callable = score_video) -> dict[str, VideoScores]:
-    """Score ``jobs`` (each with ``.video`` and ``.frames``) by ``score`` (a module-level
-    function) with ``processes - 1`` worker processes plus this one.
-
-    Workers take the longest videos first, this process the shortest, so it works while
-    the workers start up and all finish close together. Workers are spawned: forking a
-    parent whose OpenCV or BLAS thread pools are running can deadlock.
-    """
-    pending = deque(sorted(jobs, key=lambda job: -len(job.frames)))
-    results: dict[str, VideoScores] = {}
-    running: set[Future] = set()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes - 1, mp_context=context, initializer=_init_worker) as pool:
-        try:
-            while pending or running:
-                for future in [f for f in running if f.done()]:
-                    running.discard(future)
-                    result = future.result()
-                    results[result.video] = result
-                while pending and len(running) < 2 * (processes - 1):  # a spare job per worker
-                    running.add(pool.submit(score, pending.popleft()))
-                if pending:
-                    result = score(pending.pop())
-                    results[result.video] = result
-                elif running:
-                    wait(running, return_when=FIRST_COMPLETED)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    return results
-
-
-def evaluate_folders(
-    gt_dir: str | os.PathLike,
-    res_dir: str | os.PathLike,
-    videos: Iterable[str] | None = None,
-    processes: int | None = None,
-    allow_missing: bool = False,
-    extra_ids: str = "error",
-    protocol: str = "auto",
-    *,
-    split_meta: str | os.PathLike | None = None,
-    input_size: Sequence[int] | None = None,
-) -> dict:
-    """DAVIS summary ``{"global": {...}, "videos": {video: {...}}}`` with the keys
-    J_mean, J_recall, J_decay, F_mean, F_recall, F_decay, JF_mean (see ``score_folders``);
-    for ``"dmm2019"`` the fuller ``dmm2019.summarize_2019``."""
-    scores = score_folders(gt_dir, res_dir, videos, processes, allow_missing, extra_ids, protocol,
-                           split_meta=split_meta, input_size=input_size)
-    if resolve_protocol(gt_dir, protocol) == "dmm2019":
-        from dmm.metrics.dmm2019 import summarize_2019
-
-        return summarize_2019(scores)
-    return summarize(scores)
+    if protocol not in STANDARD_PROTOCOLS:
+        raise MetricsInputError(f"protocol {protocol} is not one of {', '.join(STANDARD_PROTOCOLS)} "
+                                "(dmm.metrics.score_folders scores every protocol)")
+    jobs = plan_jobs(gt_dir, res_dir, _select_videos(gt_dir, videos), allow_missing, extra_ids, protocol)
+    return run_jobs(jobs, processes, score_video)

@@ -18,6 +18,7 @@ the cost; the dilation radius still comes from the full frame's diagonal.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -80,11 +81,18 @@ def _crop_window(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None
     )
 
 
+@functools.lru_cache(maxsize=None)
 def disk(radius: int) -> np.ndarray:
-    """uint8 (2r+1, 2r+1): 1 where x^2 + y^2 <= r^2, as ``skimage.morphology.disk(radius)``
-    (written out to keep scipy and scikit-image out of the worker processes' start-up)."""
-    offsets = np.arange(-radius, radius + 1)
-    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
+    """uint8 (2r+1, 2r+1): ``skimage.morphology.disk(radius)``, 1 where x^2 + y^2 <= r^2.
+
+    scikit-image is imported on first use (not when a worker process starts); the kernel of
+    each radius is made once and is read-only.
+    """
+    from skimage.morphology import disk as skimage_disk
+
+    kernel = skimage_disk(radius)
+    kernel.flags.writeable = False
+    return kernel
 
 
 def boundary_kernel(shape: tuple[int, int], bound_th: float = BOUND_TH) -> np.ndarray:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -19,6 +20,7 @@ from tabulate import tabulate
 
 from dmm.errors import InputError, MissingInputError
 from dmm.io import atomic_path, write_text
+from dmm.metrics.inputs import record_of
 from dmm.metrics.results import STAT_KEYS, SUMMARY_KEYS, VideoScores
 
 PER_VIDEO_CSV = "per_video.csv"
@@ -56,6 +58,32 @@ def load_seen_categories(path: str | os.PathLike) -> set[str]:
             return {str(c) for c in data}
         return {c for objects in load_split_meta(path).values() for c in objects.values() if c is not None}
     return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+#: results folder names that say nothing of what made them (``python -m dmm.test`` writes ``merged``)
+GENERIC_NAMES = ("merged",)
+_PRODUCER_DETAIL = re.compile(r" \(\d+ bytes, modified \d+\)$")
+
+
+def method_name(res_dir: str | os.PathLike, name: str | None = None) -> str:
+    """The ``Method`` of a results folder's table row: ``name`` when given; else what its record
+    ``<results>.source.json`` says produced it (a checkpoint as ``<run>/<checkpoint folder>``,
+    a baseline by its name); else the folder's name, with its two parent folders when that name
+    is a generic one (``merged``)."""
+    if name:
+        return name
+    record = record_of(res_dir)
+    try:
+        producer = json.loads(record.read_text()).get("producer") if record.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        producer = None
+    if isinstance(producer, str) and producer:
+        path = Path(_PRODUCER_DETAIL.sub("", producer))
+        if path.suffix in (".pt", ".pth"):
+            path = path.parent
+        return "/".join(path.parts[-2:]) if path.is_absolute() else str(path)
+    parts = Path(os.path.abspath(res_dir)).parts
+    return "/".join(parts[-3:]) if parts[-1] in GENERIC_NAMES else parts[-1]
 
 
 def format_table(summary: Mapping[str, float], method: str) -> str:

@@ -330,8 +330,8 @@ class Matcher:
 
     method: str = "dykstra"
     lr: float = 0.1
-    train_iters: tuple[int, int] = (10, 5)  # (max_iter, proj_iter), dmm/configs/train.yaml
-    test_iters: tuple[int, int] = (40, 5)  # dmm/configs/eval.yaml
+    train_iters: tuple[int, int] = (10, 5)  # (max_iter, proj_iter), 2019 dmm/configs/train.yaml
+    test_iters: tuple[int, int] = (40, 5)  # 2019 dmm/configs/eval.yaml
     implementation: str = "exact"
     sinkhorn_epsilon: float = 0.05
     sinkhorn_iter: int = 50

@@ -19,7 +19,6 @@ already written are skipped, so an interrupted run resumes.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.transform import resize_boxes
 from tqdm import tqdm
 
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.config import get_cfg_defaults
 from dmm.data import YouTubeVOS
 from dmm.device import resolve_device
@@ -151,11 +150,10 @@ def write_split_predictions(store_dir: str | Path, videos: list[str], path: str 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = get_cfg_defaults()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command_parser("python -m dmm.proposals.extract", __doc__, summary_only=True)
     parser.add_argument("--root", default=cfg.DATA.ROOT, help="YouTube-VOS root")
     parser.add_argument("--split", required=True, help="train, trainval, valid, ...")
-    parser.add_argument("--split-dir", default=cfg.DATA.SPLIT_DIR)
+    parser.add_argument("--split-dir", default=cfg.DATA.SPLIT_DIR, help="folder of the split files (DATA.SPLIT_DIR)")
     parser.add_argument("--out", required=True, help="output folder of per-video files")
     parser.add_argument("--arch", default="auto", choices=("auto", *ARCHS),
                         help="architecture: read from --weights (auto) or checked against it")
@@ -170,14 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-size", type=int, default=1333, help="INPUT.MAX_SIZE_TEST")
     parser.add_argument("--score-thresh", type=float, default=None,
                         help="MODEL.ROI_HEADS.SCORE_THRESH; unset: 0.05 for maskrcnn-benchmark nets (its "
-                             "default), 0.0 for torchvision nets")
+                             "default), 0.0 for torchvision nets (default: unset)")
     parser.add_argument("--detections", type=int, default=None,
                         help="MODEL.ROI_HEADS.DETECTIONS_PER_IMG; unset: 100 for maskrcnn-benchmark nets (its "
-                             "default), 50 for torchvision nets")
+                             "default), 50 for torchvision nets (default: unset)")
     parser.add_argument("--predictions", default=None,
-                        help="also write the split-wide predictions.pth (maskrcnn-benchmark's layout) here")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--videos", nargs="*", default=None, help="only these videos")
+                        help="also write the split-wide predictions.pth (maskrcnn-benchmark's layout) here "
+                             "(default: not written)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if there is one), cpu, cuda or cuda:<index>")
+    parser.add_argument("--videos", nargs="*", default=None, metavar="NAME",
+                        help="only these videos (default: every video of the split)")
     args = parser.parse_args(argv)
     reader = YouTubeVOS(args.root, args.split, split_dir=args.split_dir)
     model = load_propnet(args.weights, args.arch, args.num_classes, min_size=args.min_size,

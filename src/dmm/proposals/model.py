@@ -89,7 +89,8 @@ def _missing_weights(path: Path, arch: str) -> MissingInputError:
         hint = f"torchvision has no COCO weights for {arch}"
     else:
         hint = (f"for torchvision's COCO weights name their file instead "
-                f"({path.parent / coco}): they are then downloaded into torchvision's cache")
+                f"({path.parent / coco}): when online they are then fetched into torchvision's cache (INSTALL.md, "
+                f"'What is downloaded, and when')")
     return MissingInputError(
         f"weights file {path} not found: put the authors' maskrcnn-benchmark checkpoint or the Detectron "
         f"pickle (MODEL_ZOO.md), this project's proposal-net checkpoint (python -m "

@@ -14,7 +14,7 @@ files (each video draws from a generator seeded by (seed, video name)).
 
 from __future__ import annotations
 
-import argparse
+import re
 import sys
 import zlib
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from torchvision.ops import roi_align
 from tqdm import tqdm
 
 from dmm.boxes import mask_boxes
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.errors import InputError, MissingInputError
 from dmm.proposals.ops import paste_roi_masks
 from dmm.proposals.store import write_video_proposals
@@ -290,18 +290,23 @@ def generate(root: str | Path, split: str, out: str | Path, noise: NoiseConfig =
     return stats
 
 
+def _attribute_help(doc: str) -> dict[str, str]:
+    """``name: meaning`` lines of a docstring's Attributes section, as {name: meaning}."""
+    return dict(re.findall(r"^\s+(\w+): (.+?)\.?$", doc, flags=re.M))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command_parser("python -m dmm.proposals.synthetic", __doc__, summary_only=True)
     parser.add_argument("--root", default="datasets/synthetic", help="synthetic dataset root")
     parser.add_argument("--split", default="train", help="split folder under the root")
     parser.add_argument("--out", required=True, help="output folder of per-video files")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
     parser.add_argument("--overwrite", action="store_true", help="rewrite existing videos")
     defaults = NoiseConfig()
+    meanings = _attribute_help(NoiseConfig.__doc__)
     for field, value in vars(defaults).items():
         parser.add_argument(f"--{field.replace('_', '-')}", type=float, default=value,
-                            help=f"noise: {field}")
+                            help=f"noise: {meanings.get(field, field)}")
     args = parser.parse_args(argv)
     noise = NoiseConfig(**{f: getattr(args, f) for f in vars(defaults)})
     torch.set_num_threads(1)  # many small ops: threads only add contention

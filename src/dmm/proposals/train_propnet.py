@@ -19,7 +19,6 @@ rerun resumes from the newest readable one. ``DIR/model_final.pth`` is what
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -36,7 +35,7 @@ from tqdm import tqdm
 
 from dmm.boxes import mask_boxes
 from dmm.checkpointing import PAYLOAD, Checkpointer
-from dmm.cli import run
+from dmm.cli import command_parser, run
 from dmm.config import get_cfg_defaults
 from dmm.data import DatasetError, YouTubeVOS
 from dmm.device import resolve_device
@@ -236,16 +235,15 @@ def train(model: MaskRCNN, dataset: Dataset, out_dir: str | os.PathLike, arch: s
 
 def main(argv: list[str] | None = None) -> int:
     cfg = get_cfg_defaults()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = command_parser("python -m dmm.proposals.train_propnet", __doc__, summary_only=True)
     parser.add_argument("--root", default=cfg.DATA.ROOT, help="YouTube-VOS root")
     parser.add_argument("--split", default=None,
                         help="training split (default: train_all, or valid with --online)")
-    parser.add_argument("--split-dir", default=cfg.DATA.SPLIT_DIR)
+    parser.add_argument("--split-dir", default=cfg.DATA.SPLIT_DIR, help="folder of the split files (DATA.SPLIT_DIR)")
     parser.add_argument("--online", action="store_true",
                         help="train on the first-frame annotations of the split's videos")
-    parser.add_argument("--coco-json", default=None, help="COCO instances json to mix in")
-    parser.add_argument("--coco-images", default=None, help="COCO image folder")
+    parser.add_argument("--coco-json", default=None, help="COCO instances json to mix in (default: none)")
+    parser.add_argument("--coco-images", default=None, help="COCO image folder of --coco-json (default: none)")
     parser.add_argument("--out", required=True, help="checkpoint folder")
     parser.add_argument("--arch", default="auto", choices=("auto", *ARCHS),
                         help="architecture: --init's (auto; legacy_x101_32x8d_fpn, the paper's, for a random "
@@ -254,16 +252,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="initial weights (any file dmm.proposals.extract --weights takes: the authors' "
                              "maskrcnn-benchmark checkpoints, the Detectron COCO pickle, a torchvision COCO "
                              "state dict, a checkpoint of this command), or 'none'")
-    parser.add_argument("--iters", type=int, default=180000)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--warmup", type=int, default=500)
-    parser.add_argument("--checkpoint-period", type=int, default=2500)
+    parser.add_argument("--iters", type=int, default=180000, help="training iterations in all")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per iteration")
+    parser.add_argument("--lr", type=float, default=0.01, help="base learning rate of SGD (x0.1 at 2/3 and 8/9 of the run)")
+    parser.add_argument("--warmup", type=int, default=500, help="iterations of linear learning-rate warm-up")
+    parser.add_argument("--checkpoint-period", type=int, default=2500, help="iterations between checkpoints")
     parser.add_argument("--keep", type=int, default=3, help="checkpoints kept (the newest)")
-    parser.add_argument("--min-size", type=int, default=800)
-    parser.add_argument("--max-size", type=int, default=1333)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-size", type=int, default=800, help="shorter side of the resized input (INPUT.MIN_SIZE_TRAIN)")
+    parser.add_argument("--max-size", type=int, default=1333, help="cap of the longer side (INPUT.MAX_SIZE_TRAIN)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if there is one), cpu, cuda or cuda:<index>")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random batches")
     args = parser.parse_args(argv)
     if bool(args.coco_json) != bool(args.coco_images):
         parser.error("--coco-json and --coco-images go together")

@@ -5,7 +5,7 @@ e2e_mask_rcnn_X_101_32x8d_FPN_1x_caffe2.yaml``), which no longer builds. This pa
 checkpoints without it: torchvision's ResNe(X)t, ``FeaturePyramidNetwork``, ``RPNHead``,
 ``TwoMLPHead``, ``FastRCNNPredictor``, ``MaskRCNNHeads``, ``MaskRCNNPredictor`` and
 ``torchvision.ops.roi_align``, with small named pieces where maskrcnn-benchmark's rules differ
-from torchvision's defaults (the golden README's 16 legacy rules; ``docs/faithfulness.md``).
+from torchvision's defaults (``docs/faithfulness.md``, "The proposal net (maskrcnn-benchmark)").
 
 Modules: ``transform`` (resize rule, BGR255 input, padding), ``anchors`` (centred, rounded
 cell anchors), ``box_ops`` (the +1 box coder, clip, legacy NMS, areas), ``rpn`` (per-level

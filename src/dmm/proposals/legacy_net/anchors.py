@@ -1,4 +1,4 @@
-"""maskrcnn-benchmark's FPN anchors (legacy rule 6, ``modeling/rpn/anchor_generator.py``).
+"""maskrcnn-benchmark's FPN anchors (maskrcnn-benchmark ``modeling/rpn/anchor_generator.py``).
 
 A cell anchor of stride ``s`` and size ``S`` is centred on ``(s - 1) / 2``, its width and
 height rounded (half to even) from ``sqrt(s * s / ratio)``, both scaled by ``S / s``, with

@@ -1,7 +1,7 @@
 """maskrcnn-benchmark's box arithmetic: the +1 box coder, clip, areas and the legacy NMS.
 
-Legacy rules 7, 8 and 9 of the golden README (``modeling/box_coder.py``,
-``structures/bounding_box.py``, ``structures/boxlist_ops.py``, ``csrc/*/nms*``). Boxes are
+From maskrcnn-benchmark ``modeling/box_coder.py``,
+``structures/bounding_box.py``, ``structures/boxlist_ops.py`` and ``csrc/*/nms*``. Boxes are
 xyxy float32 in pixels with the "+1" convention: a box's width is ``x2 - x1 + 1``. Every
 expression keeps maskrcnn-benchmark's operation order, so results are bit-identical in float32.
 """

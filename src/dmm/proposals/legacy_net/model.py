@@ -2,10 +2,10 @@
 
 Two architectures of the config family (``LEGACY_ARCHS``):
 
-- ``legacy_x101_32x8d_fpn``: ``configs/caffe2/e2e_mask_rcnn_X_101_32x8d_FPN_1x_caffe2.yaml``, the
+- ``legacy_x101_32x8d_fpn``: maskrcnn-benchmark ``configs/caffe2/e2e_mask_rcnn_X_101_32x8d_FPN_1x_caffe2.yaml``, the
   2019 proposal nets (COCO, 81 classes; the authors' fine-tuned binary models, 2 classes):
   torchvision's ResNeXt-101 32x8d (stride in the 3x3 conv, ``STRIDE_IN_1X1: False``).
-- ``legacy_r50_fpn``: ``configs/caffe2/e2e_mask_rcnn_R_50_FPN_1x_caffe2.yaml``: torchvision's
+- ``legacy_r50_fpn``: maskrcnn-benchmark ``configs/caffe2/e2e_mask_rcnn_R_50_FPN_1x_caffe2.yaml``: torchvision's
   ResNet-50 with the stride moved into the first 1x1 conv of each stage (``STRIDE_IN_1X1`` is
   maskrcnn-benchmark's default True there: the MSRA ResNet).
 
@@ -181,7 +181,7 @@ class LegacyMaskRCNN(nn.Module):
         return self
 
     def preprocess(self, frames: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[torch.Tensor]]:
-        """The resized uint8 frames and their (3, h, w) network inputs (legacy rules 1 and 2)."""
+        """The resized uint8 frames and their (3, h, w) network inputs (``transform``: maskrcnn-benchmark's resize and input rules)."""
         s = self.settings
         resized = [resize_frame(f, resized_size(f.shape[0], f.shape[1], s.min_size, s.max_size)) for f in frames]
         return resized, [input_tensor(r, s.pixel_mean, s.pixel_std) for r in resized]

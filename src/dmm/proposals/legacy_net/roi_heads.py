@@ -1,12 +1,12 @@
 """maskrcnn-benchmark's box and mask heads at test time, from torchvision's modules.
 
-Legacy rules 11-15 of the golden README (``modeling/poolers.py``, ``roi_heads/box_head/
-inference.py``, ``roi_heads/mask_head/inference.py``): each box is pooled on the FPN level
+maskrcnn-benchmark ``modeling/poolers.py``, ``roi_heads/box_head/inference.py`` and
+``roi_heads/mask_head/inference.py``: each box is pooled on the FPN level
 ``floor(4 + log2(sqrt(area+1) / 224 + 1e-6))`` clamped to P2..P5 by ``torchvision.ops.roi_align``
 with ``aligned=False`` (7x7 for the box head, 14x14 for the mask head, sampling ratio 2); the box
 head is torchvision's ``TwoMLPHead`` + ``FastRCNNPredictor``; detections keep, for each class
 ``j = 1 .. C - 1`` in turn, the proposals with probability ``> SCORE_THRESH`` in proposal order,
-NMS 0.5 (legacy rule, ascending indices), concatenated in class order and cut at
+NMS 0.5 (``box_ops``: the +1 areas, ascending indices), concatenated in class order and cut at
 ``DETECTIONS_PER_IMG`` by a ``kthvalue`` threshold without re-sorting; the mask head is
 torchvision's ``MaskRCNNHeads`` + ``MaskRCNNPredictor`` and each detection keeps the 28x28
 sigmoid of its label's channel, not pasted into the image.

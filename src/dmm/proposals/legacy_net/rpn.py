@@ -1,8 +1,8 @@
 """maskrcnn-benchmark's RPN at test time: torchvision's ``RPNHead`` and the legacy post-processing.
 
-Legacy rule 10 of the golden README (``modeling/rpn/inference.py``): per level and image, the
+maskrcnn-benchmark ``modeling/rpn/inference.py``: per level and image, the
 top ``PRE_NMS_TOP_N_TEST`` anchors by sigmoid **probability**, decoded with weights (1, 1, 1, 1)
-and the +1 coder, clipped, NMS 0.7 (legacy rule), the first ``POST_NMS_TOP_N_TEST`` survivors;
+and the +1 coder, clipped, NMS 0.7 (``box_ops``: the +1 areas), the first ``POST_NMS_TOP_N_TEST`` survivors;
 then the levels P2..P6 concatenated and the top ``FPN_POST_NMS_TOP_N_TEST`` by probability kept
 per image. torchvision ranks logits, runs one batched NMS over the levels and drops small and
 low-scoring boxes instead.

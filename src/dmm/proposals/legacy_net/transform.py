@@ -1,7 +1,6 @@
 """maskrcnn-benchmark's test-time input: resize rule, PIL resize, BGR x255 minus mean, padding.
 
-Legacy rules 1 and 2 of the golden README (``data/transforms/transforms.py``,
-``structures/image_list.py``): the target size is computed with Python ``round`` and
+maskrcnn-benchmark ``data/transforms/transforms.py`` and ``structures/image_list.py``: the target size is computed with Python ``round`` and
 truncation, the frame is resized by PIL (bilinear, antialiased when shrinking, on uint8), and the
 network input is ``float32(u8) / 255`` with the channels reversed to BGR, times 255, minus the
 Caffe2 pixel mean, divided by a std of 1, zero-padded at the bottom and right to a multiple of 32.
