@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dmm.cli import run
+from dmm.cli import DEBUG_FLAG, DEBUG_HELP, HelpFormatter, command_parser, run
 from dmm.config import get_cfg_defaults
 from dmm.errors import ConfigError
 from dmm.zoo.checks import Lock, Places
@@ -23,7 +23,6 @@ from dmm.zoo.fetch import check, fetch
 from dmm.zoo.registry import PURPOSES, Zoo
 
 PROG = "python -m dmm.zoo"
-_FORMAT = argparse.ArgumentDefaultsHelpFormatter
 
 
 def _common(parser: argparse.ArgumentParser, data: bool) -> None:
@@ -36,17 +35,17 @@ def _common(parser: argparse.ArgumentParser, data: bool) -> None:
         parser.add_argument("--split-dir", type=Path, default=Path(cfg.DATA.SPLIT_DIR),
                             help="folder of the train3k / val200 / test271 meta files (DATA.SPLIT_DIR)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument(DEBUG_FLAG, action="store_true", help=DEBUG_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=_FORMAT,
-                                     epilog="python -m dmm.zoo COMMAND --help shows a command's options")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,fetch,check}")
+    parser = command_parser(PROG, __doc__)
+    parser.epilog = "python -m dmm.zoo COMMAND --help shows a command's options"
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,fetch,check}",
+                                     help="what to do (python -m dmm.zoo COMMAND --help for its options)")
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, prog=f"{PROG} {name}", formatter_class=_FORMAT, help=summary,
+        return commands.add_parser(name, prog=f"{PROG} {name}", formatter_class=HelpFormatter, help=summary,
                                    description=description)
 
     listing = command("list", "every released file, where it goes and whether it is here and checked",
