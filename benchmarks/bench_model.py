@@ -98,8 +98,11 @@ def part_functions(model: DMMNet, images, masks, props, objects: int, device, tr
     pair_valid = valid[:, :, None] & padded.columns[:, None, :]
     enc = model.encoder
 
+    with torch.no_grad():
+        stage_maps = resnet_stages(enc.base, images)
+
     def necks():
-        stages = [c.detach().requires_grad_(training) for c in resnet_stages(enc.base, images)]
+        stages = [c.detach().requires_grad_(training) for c in stage_maps]
         return [out for lv, c in zip((2, 3, 4, 5), stages)
                 for out in (getattr(enc, f"bn{lv}")(getattr(enc, f"sk{lv}")(c)), getattr(enc, f"prop{lv}")(c))]
 
