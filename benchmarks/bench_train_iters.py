@@ -6,7 +6,9 @@ tree's ``Trainer.run_step`` on them in its own subprocess (``PYTHONPATH=<tree>/s
 that alternate the trees (A B A B ...), so that load from other jobs on a shared machine falls on
 both alike. Every round builds the trainer afresh (same seed, same weights) and times
 ``--iters`` steps after one untimed warm-up step; data loading is not timed. Prints each tree's
-per-iteration times, its median, and the ratio of every tree's median to the first tree's.
+per-iteration wall and CPU times (the process's own CPU seconds: with ``--threads 1`` far less
+disturbed by other jobs than wall time), their medians, and the ratios of every tree's medians to
+the first tree's.
 
     .venv/bin/python benchmarks/bench_train_iters.py [--config synthetic] [--iters 4] [--rounds 2]
         [--tree A_DIR --tree B_DIR] [--threads 1] [--own] [--work DIR] [--json OUT] [--quick]
@@ -100,14 +102,15 @@ def child(args: argparse.Namespace) -> None:
     trainer.model.train()
     batches = torch.load(args.child, weights_only=False)
     flags = [True if args.own else False] * (cfg.DATA.LENGTH_CLIP - 1)
-    times, losses = [], []
+    times, cpu, losses = [], [], []
     for i, batch in enumerate(batches[: args.iters + 1]):
-        tic = time.perf_counter()
+        tic, cpu_tic = time.perf_counter(), time.process_time()
         values = trainer.run_step([batch], [flags])
         if i:
             times.append(time.perf_counter() - tic)
+            cpu.append(time.process_time() - cpu_tic)
             losses.append(values["total"])
-    print(json.dumps({"times": times, "losses": losses}))
+    print(json.dumps({"times": times, "cpu": cpu, "losses": losses}))
 
 
 def run_round(tree: Path, args: argparse.Namespace, batches: Path) -> dict:
@@ -136,22 +139,27 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         batches = make_batches(args, work, args.iters + 1)
         times: dict[Path, list[float]] = {t: [] for t in trees}
+        cpu: dict[Path, list[float]] = {t: [] for t in trees}
         losses: dict[Path, list[float]] = {t: [] for t in trees}
         for r in range(args.rounds):
             for t in trees:
                 result = run_round(t, args, batches)
                 times[t] += result["times"]
+                cpu[t] += result["cpu"]
                 losses[t] = result["losses"]
-                print(f"round {r + 1}, {t}: " + ", ".join(f"{s:.2f}" for s in result["times"]) + " s/iter", flush=True)
-    base = statistics.median(times[trees[0]])
+                print(f"round {r + 1}, {t}: wall " + ", ".join(f"{s:.2f}" for s in result["times"])
+                      + " s/iter; CPU " + ", ".join(f"{s:.2f}" for s in result["cpu"]) + " s/iter", flush=True)
+    base, base_cpu = statistics.median(times[trees[0]]), statistics.median(cpu[trees[0]])
     print(f"\n{args.config}, {args.iters} iterations x {args.rounds} rounds per tree, trees alternating, "
-          f"threads {args.threads or 'default'}, {'own predictions' if args.own else 'ground truth'} fed back")
+          f"threads {args.threads or 'default'}, {'own predictions' if args.own else 'ground truth'} fed back; "
+          f"CPU = the process's CPU seconds, steadier than wall time on a shared machine")
     summary = []
     for t in trees:
-        med = statistics.median(times[t])
-        summary.append({"tree": str(t), "median_s": med, "times": times[t], "ratio": med / base, "losses": losses[t]})
-        print(f"  {str(t):40} median {med:6.2f} s/iter  {med / base:5.2f}x  "
-              f"(losses of the last round: {', '.join(f'{x:.4f}' for x in losses[t])})")
+        med, med_cpu = statistics.median(times[t]), statistics.median(cpu[t])
+        summary.append({"tree": str(t), "median_s": med, "times": times[t], "ratio": med / base,
+                        "median_cpu_s": med_cpu, "cpu": cpu[t], "cpu_ratio": med_cpu / base_cpu, "losses": losses[t]})
+        print(f"  {str(t):40} median wall {med:6.2f} s/iter {med / base:5.2f}x, CPU {med_cpu:6.2f} s/iter "
+              f"{med_cpu / base_cpu:5.2f}x (losses of the last round: {', '.join(f'{x:.4f}' for x in losses[t])})")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 0
