@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 
 from dmm.model.decoder import Decoder, mask_pyramid, pyramid_sizes
@@ -22,6 +23,7 @@ def test_mask_pyramid_rounds_odd_sizes_up_like_ceil_mode_max_pooling():
     assert rows == [62]  # adaptive pooling to 64 rows would give rows 62-63
 
 
+@pytest.mark.slow  # at full width; the fast test_shared_path_gradients_equal_the_2019_layout_... covers it narrower
 def test_shared_gate_path_equals_three_full_convolutions():
     torch.manual_seed(0)
     full = Decoder(shared_gate_conv=False)
