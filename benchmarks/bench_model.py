@@ -15,13 +15,20 @@ fused matching kernel, bf16 autocast for the encoder); it checks that the layout
 outputs. Targets (issue 29, evaluation, faithful defaults): frame <= 2.0x the backbone with 5
 objects and <= 1.5x with 1 object; printed as PASS/FAIL.
 
-    .venv/bin/python benchmarks/bench_model.py [--repeat 3] [--device cpu|cuda] [--json OUT] [--no-train]
+On the CPU the times are the process's CPU seconds of a one-thread run (``--threads 1``,
+``--clock cpu``, the defaults there): on a shared machine wall time follows the other jobs' load,
+CPU seconds far less. ``--clock wall --threads 0`` gives wall time with torch's default threads.
+On CUDA the times are wall time, synchronised.
+
+    .venv/bin/python benchmarks/bench_model.py [--repeat 3] [--device cpu|cuda] [--threads 1]
+        [--clock cpu|wall] [--json OUT] [--no-train]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +49,16 @@ PARTS = ("backbone", "necks", "roi features", "matching", "decoder", "step", "fr
 #: the same code in every layout: timed once, under the default layout
 COMMON = ("backbone", "necks", "roi features")
 TARGETS = {1: 1.5, 5: 2.0}  # objects -> frame / backbone, evaluation, faithful defaults
+
+
+def cpu_best_time(fn, repeat: int) -> float:
+    """Least CPU seconds of this process over ``repeat`` calls of ``fn``."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
 
 
 def flops(fn) -> int:
@@ -125,7 +142,7 @@ def timed_call(fn, training: bool):
     return torch.no_grad()(fn)
 
 
-def measure(model: DMMNet, device, objects: int, training: bool, repeat: int) -> dict:
+def measure(model: DMMNet, device, objects: int, training: bool, repeat: int, clock: str) -> dict:
     """(layout, part) -> (seconds, flops); (layout, "out") -> the step's refined masks."""
     images, masks, props = inputs(objects, device)
     model.train(training)
@@ -141,7 +158,8 @@ def measure(model: DMMNet, device, objects: int, training: bool, repeat: int) ->
                 continue
             fn = timed_call(raw, training)
             fn()  # warm-up
-            results[name, part] = (best_time(fn, device, repeat), flops(fn))
+            seconds = cpu_best_time(fn, repeat) if clock == "cpu" else best_time(fn, device, repeat)
+            results[name, part] = (seconds, flops(fn))
         if not training:
             results[name, "out"] = timed_call(calls["step"], False)()
     model.decoder.shared_gate_conv, model.amp = True, False
@@ -177,21 +195,32 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (0: torch's default; default 1 on the CPU, 0 on CUDA)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                        help="CPU seconds of the process or wall time (default cpu on the CPU, wall on CUDA)")
     parser.add_argument("--no-train", action="store_true", help="evaluation only")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA device is available")
+    clock = args.clock or ("cpu" if device.type == "cpu" else "wall")
+    if clock == "cpu" and device.type == "cuda":
+        raise SystemExit("error: --clock cpu times CPU work; use --clock wall on CUDA")
+    threads = args.threads if args.threads is not None else (1 if device.type == "cpu" else 0)
+    if threads:
+        torch.set_num_threads(threads)
     cfg = get_cfg_defaults()
     cfg.MODEL.BACKBONE = "resnet50"
     cfg.MODEL.PRETRAINED = "none"
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, ResNet-50, {H}x{W}, {M} proposals")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, ResNet-50, {H}x{W}, {M} proposals; "
+          f"times: {'CPU seconds of this process' if clock == 'cpu' else 'wall'}, best of {args.repeat}")
     model = DMMNet.from_config(cfg).to(device)
-    out, verdicts = {"device": device.type, "tables": {}}, []
+    out, verdicts = {"device": device.type, "clock": clock, "threads": torch.get_num_threads(), "tables": {}}, []
     for training in (False,) if args.no_train else (False, True):
         for objects in (1, 5):
-            rows = report(measure(model, device, objects, training, args.repeat), device, objects, training)
+            rows = report(measure(model, device, objects, training, args.repeat, clock), device, objects, training)
             out["tables"][f"{'train' if training else 'eval'}_{objects}"] = rows
             if not training:
                 ratio = rows["default"]["frame"]["x_backbone"]
