@@ -41,7 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a source tree (a checkout holding src/dmm); repeat to compare; the first is the baseline")
     p.add_argument("--iters", type=int, default=4, help="timed iterations per round")
     p.add_argument("--rounds", type=int, default=2, help="rounds per tree, alternating the trees")
-    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads in every child (0: torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch.set_num_threads in every child (default 1: CPU seconds then count work, not "
+                        "threads waiting for each other; 0: torch's default)")
     p.add_argument("--own", action="store_true", help="feed the model's own predictions at every step")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 rounds of 1 iteration, small data")
     p.add_argument("--work", type=Path, default=None, help="folder for the generated data (default: a temp folder)")
@@ -113,6 +115,11 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"times": times, "cpu": cpu, "losses": losses}))
 
 
+def shown(tree: Path) -> str:
+    """A tree as the output names it: relative to the working directory (no machine's absolute path)."""
+    return os.path.relpath(tree)
+
+
 def run_round(tree: Path, args: argparse.Namespace, batches: Path) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(batches), "--config", args.config,
            "--iters", str(args.iters), "--threads", str(args.threads), *(["--own"] if args.own else []), *args.opts]
@@ -147,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 times[t] += result["times"]
                 cpu[t] += result["cpu"]
                 losses[t] = result["losses"]
-                print(f"round {r + 1}, {t}: wall " + ", ".join(f"{s:.2f}" for s in result["times"])
+                print(f"round {r + 1}, {shown(t)}: wall " + ", ".join(f"{s:.2f}" for s in result["times"])
                       + " s/iter; CPU " + ", ".join(f"{s:.2f}" for s in result["cpu"]) + " s/iter", flush=True)
     base, base_cpu = statistics.median(times[trees[0]]), statistics.median(cpu[trees[0]])
     print(f"\n{args.config}, {args.iters} iterations x {args.rounds} rounds per tree, trees alternating, "
@@ -156,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
     for t in trees:
         med, med_cpu = statistics.median(times[t]), statistics.median(cpu[t])
-        summary.append({"tree": str(t), "median_s": med, "times": times[t], "ratio": med / base,
+        summary.append({"tree": shown(t), "median_s": med, "times": times[t], "ratio": med / base,
                         "median_cpu_s": med_cpu, "cpu": cpu[t], "cpu_ratio": med_cpu / base_cpu, "losses": losses[t]})
-        print(f"  {str(t):40} median wall {med:6.2f} s/iter {med / base:5.2f}x, CPU {med_cpu:6.2f} s/iter "
+        print(f"  {shown(t):24} median wall {med:6.2f} s/iter {med / base:5.2f}x, CPU {med_cpu:6.2f} s/iter "
               f"{med_cpu / base_cpu:5.2f}x (losses of the last round: {', '.join(f'{x:.4f}' for x in losses[t])})")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
