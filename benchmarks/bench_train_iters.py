@@ -145,28 +145,28 @@ def main(argv: list[str] | None = None) -> int:
         work = (args.work or Path(tmp)).resolve()
         work.mkdir(parents=True, exist_ok=True)
         batches = make_batches(args, work, args.iters + 1)
-        times: dict[Path, list[float]] = {t: [] for t in trees}
-        cpu: dict[Path, list[float]] = {t: [] for t in trees}
-        losses: dict[Path, list[float]] = {t: [] for t in trees}
+        times: list[list[float]] = [[] for _ in trees]  # per tree, by position (a tree may repeat)
+        cpu: list[list[float]] = [[] for _ in trees]
+        losses: list[list[float]] = [[] for _ in trees]
         for r in range(args.rounds):
-            for t in trees:
+            for i, t in enumerate(trees):
                 result = run_round(t, args, batches)
-                times[t] += result["times"]
-                cpu[t] += result["cpu"]
-                losses[t] = result["losses"]
+                times[i] += result["times"]
+                cpu[i] += result["cpu"]
+                losses[i] = result["losses"]
                 print(f"round {r + 1}, {shown(t)}: wall " + ", ".join(f"{s:.2f}" for s in result["times"])
                       + " s/iter; CPU " + ", ".join(f"{s:.2f}" for s in result["cpu"]) + " s/iter", flush=True)
-    base, base_cpu = statistics.median(times[trees[0]]), statistics.median(cpu[trees[0]])
+    base, base_cpu = statistics.median(times[0]), statistics.median(cpu[0])
     print(f"\n{args.config}, {args.iters} iterations x {args.rounds} rounds per tree, trees alternating, "
           f"threads {args.threads or 'default'}, {'own predictions' if args.own else 'ground truth'} fed back; "
           f"CPU = the process's CPU seconds, steadier than wall time on a shared machine")
     summary = []
-    for t in trees:
-        med, med_cpu = statistics.median(times[t]), statistics.median(cpu[t])
-        summary.append({"tree": shown(t), "median_s": med, "times": times[t], "ratio": med / base,
-                        "median_cpu_s": med_cpu, "cpu": cpu[t], "cpu_ratio": med_cpu / base_cpu, "losses": losses[t]})
+    for i, t in enumerate(trees):
+        med, med_cpu = statistics.median(times[i]), statistics.median(cpu[i])
+        summary.append({"tree": shown(t), "median_s": med, "times": times[i], "ratio": med / base,
+                        "median_cpu_s": med_cpu, "cpu": cpu[i], "cpu_ratio": med_cpu / base_cpu, "losses": losses[i]})
         print(f"  {shown(t):24} median wall {med:6.2f} s/iter {med / base:5.2f}x, CPU {med_cpu:6.2f} s/iter "
-              f"{med_cpu / base_cpu:5.2f}x (losses of the last round: {', '.join(f'{x:.4f}' for x in losses[t])})")
+              f"{med_cpu / base_cpu:5.2f}x (losses of the last round: {', '.join(f'{x:.4f}' for x in losses[i])})")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 0
