@@ -44,7 +44,7 @@ declare -A LIMIT
 if [[ $SMOKE -eq 1 ]]; then
     LIMIT=([env]=60 [tests]=150 [golden]=150 [model]=150 [engine]=240 [matching]=150 [amp]=150 [ddp]=150)
     SIZE=(--smoke)
-    MODEL_ARGS=(--device cpu --tiny --repeat 1)
+    MODEL_ARGS=(--device cpu --tiny --repeat 1 --no-train)
     ENGINE_ARGS=(--device cpu --quick --matching batched --iters 1 --short-frames 3 --long-frames 6 --batch-videos 2)
     MATCHING_ARGS=(--device cpu --repeat 1)
     PREP_NICE=0  # a busy CI machine would starve a niced job, and the engine part waits for it

@@ -1,8 +1,9 @@
 import copy
 
+import pytest
 import torch
 
-from dmm.model.decoder import Decoder, mask_pyramid
+from dmm.model.decoder import Decoder, mask_pyramid, pyramid_sizes
 
 
 def make_inputs(b=2, o=3, h=64, w=96, seed=0):
@@ -22,6 +23,7 @@ def test_mask_pyramid_rounds_odd_sizes_up_like_ceil_mode_max_pooling():
     assert rows == [62]  # adaptive pooling to 64 rows would give rows 62-63
 
 
+@pytest.mark.slow  # at full width; the fast test_shared_path_gradients_equal_the_2019_layout_... covers it narrower
 def test_shared_gate_path_equals_three_full_convolutions():
     torch.manual_seed(0)
     full = Decoder(shared_gate_conv=False)
@@ -83,3 +85,43 @@ def test_gradients_reach_every_gate_weight():
     for cell in dec.clstm_list:
         g = cell.Gates.weight.grad
         assert g is not None and g[:, cell.carry_channels + cell.skip_channels].abs().sum() > 0
+
+
+def test_pyramid_sizes_are_the_mask_pyramid_shapes():
+    for h, w in [(255, 448), (127, 224), (65, 97), (64, 112)]:
+        pooled = mask_pyramid(torch.zeros(1, 1, h, w), 4)
+        assert pyramid_sizes(h, w, 4) == [tuple(p.shape[-2:]) for p in pooled]
+
+
+def test_split_weights_cover_the_gate_weight_in_checkpoint_order():
+    for cell in Decoder().clstm_list:
+        parts = cell.split_weights()
+        c, h = cell.carry_channels, cell.hidden_size
+        spatial = parts.carry_spatial[:, c:]
+        carry = [parts.carry] if c else []
+        whole = torch.cat(carry + [parts.skip, parts.mask, spatial, parts.temporal], 1)
+        assert torch.equal(whole, cell.Gates.weight) and spatial.shape[1] == h
+
+
+def test_shared_path_gradients_equal_the_2019_layout_with_memory_and_partial_runs():
+    """Training mode, a temporal state, a slot no video runs and one some videos skip: outputs,
+    memory and every gradient (weights, skips, masks) agree with three full convolutions per cell."""
+    torch.manual_seed(0)
+    full = Decoder(skip_channels=(16, 16, 8, 8), hidden_sizes=(16, 8, 8, 4), shared_gate_conv=False).train()
+    shared = copy.deepcopy(full)
+    shared.shared_gate_conv = True
+    skips = [torch.randn(2, c, *s) for c, s in zip((16, 16, 8, 8), pyramid_sizes(32, 48, 4))]
+    masks = [torch.rand(2, 4, 32, 48) for _ in range(3)]
+    memory = [torch.randn_like(m) for m in full.initial_memory(skips, 4)]
+    run = torch.tensor([[True, False, True, False], [True, False, False, True]])
+    results = []
+    for dec in (full, shared):
+        ins = [x.clone().requires_grad_() for x in skips + masks]
+        out, mem = dec(ins[:4], ins[4:], run, memory)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().add(sum(m.sum() for m in mem)).backward()
+        results.append((out, mem, [x.grad for x in ins], [p.grad for p in dec.parameters()]))
+    (out_f, mem_f, in_f, par_f), (out_s, mem_s, in_s, par_s) = results
+    torch.testing.assert_close(out_s, out_f, atol=1e-5, rtol=0)
+    for a, b in zip(mem_s + in_s + par_s, mem_f + in_f + par_f):
+        torch.testing.assert_close(a, b, atol=1e-5 * max(1.0, b.abs().max().item()), rtol=1e-4)
+    assert torch.all(out_s[:, 1] == 0) and torch.equal(mem_s[0][:, 1], memory[0][:, 1])

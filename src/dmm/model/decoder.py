@@ -12,15 +12,21 @@ then once more per cell (odd sizes round up). The finest cell's hidden state is 
 the input size -- bilinearly with ``align_corners=True`` in eval mode (2019 ``evaluator.py``),
 nearest in training mode (2019 ``trainer.py``) -- before the sigmoid.
 
-``shared_gate_conv=True`` (the default) saves most of the decoder's work: the three runs differ
-only in the one mask channel and a convolution is linear, so the gates are computed once per
-object without the mask slice, the skip part once per frame, and the mask part for all objects
-and masks in one convolution. It gives the same outputs up to float rounding (summation order);
-``False`` runs the 2019 layout, three full convolutions per cell, for its exact bits.
+``shared_gate_conv=True`` (the default) saves most of the decoder's work. A convolution is
+linear, so the gate weight is cut by input once per frame and each part is convolved where it
+changes: the skip part (with the bias) once per frame, the temporal part for all objects of the
+frame in one call, the mask part for all objects and masks in one call, and only ``[carry,
+spatial hidden]`` per object (the spatial state is the one link between objects). Parts known to
+be zero are not computed (no temporal state yet, the spatial state before the first object),
+the three runs' LSTM updates go through one sigmoid and one tanh, and the output head (upsample,
+``conv_out``, resize, sigmoid) runs once for all objects. It gives the same outputs up to float
+rounding (summation order); ``False`` runs the 2019 layout, three full convolutions per cell,
+for its exact bits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -47,11 +53,36 @@ def mask_pyramid(masks: torch.Tensor, levels: int) -> list[torch.Tensor]:
     return out[::-1]
 
 
+def pyramid_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    """The sizes :func:`mask_pyramid` gives, coarsest first (each pooling rounds odd sizes up)."""
+    sizes = []
+    for _ in range(levels + 1):
+        height, width = -(-height // 2), -(-width // 2)
+        sizes.append((height, width))
+    return sizes[1:][::-1]
+
+
+@dataclass(frozen=True)
+class GateWeights:
+    """A cell's gate weight cut by input, for one frame's shared path (each (4C, C_in, k, k)).
+
+    ``carry_spatial`` reads ``[carry, spatial hidden]`` (just the spatial hidden at the first
+    cell); ``carry`` reads the carry alone (None at the first cell).
+    """
+
+    skip: torch.Tensor
+    mask: torch.Tensor
+    temporal: torch.Tensor
+    carry_spatial: torch.Tensor
+    carry: torch.Tensor | None
+
+
 class ConvLSTMCell(nn.Module):
     """A ConvLSTM cell over ``[carry, skip, mask, spatial hidden, temporal hidden]``.
 
     ``carry`` is the upsampled hidden state of the coarser cell (0 channels for the first cell).
-    The parameter ``Gates`` stays one convolution so checkpoints load.
+    The parameter ``Gates`` stays one convolution so checkpoints load; the shared path cuts its
+    weight at run time (:meth:`split_weights`).
     """
 
     def __init__(self, carry_channels: int, skip_channels: int, hidden_size: int, kernel_size: int = 3) -> None:
@@ -62,11 +93,8 @@ class ConvLSTMCell(nn.Module):
         in_channels = carry_channels + skip_channels + 1 + 2 * hidden_size
         self.Gates = nn.Conv2d(in_channels, 4 * hidden_size, kernel_size, padding=kernel_size // 2)
 
-    @property
-    def _mask_index(self) -> int:
-        return self.carry_channels + self.skip_channels
-
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """The gate convolution with a part of the weight: (N, C_in, h, w) -> (N, 4C, h, w)."""
         return F.conv2d(x, weight, bias, padding=self.Gates.padding)
 
     def full_gates(self, carry: torch.Tensor | None, skip: torch.Tensor, mask: torch.Tensor,
@@ -75,44 +103,45 @@ class ConvLSTMCell(nn.Module):
         parts = ([] if carry is None else [carry]) + [skip, mask, spatial_h, temporal_h]
         return self.Gates(torch.cat(parts, 1))
 
-    def frame_gates(self, skip: torch.Tensor) -> torch.Tensor:
-        """Shared path: the skip part of the gates plus the bias, (B, Cs, h, w) -> (B, 4C, h, w)."""
-        w = self.Gates.weight[:, self.carry_channels:self._mask_index]
-        return self._conv(skip, w, self.Gates.bias)
-
-    def mask_gates(self, masks: torch.Tensor) -> torch.Tensor:
-        """Shared path: the mask part of the gates, (K, 1, h, w) -> (K, 4C, h, w)."""
-        w = self.Gates.weight[:, self._mask_index:self._mask_index + 1]
-        return self._conv(masks, w)
-
-    def object_gates(self, carry: torch.Tensor | None, spatial_h: torch.Tensor, temporal_h: torch.Tensor) -> torch.Tensor:
-        """Shared path: carry and both hidden states, (B, *, h, w) -> (B, 4C, h, w)."""
+    def split_weights(self) -> GateWeights:
+        """The gate weight cut by input (contiguous copies, differentiable), made once per frame."""
         weight = self.Gates.weight
-        k = self._mask_index
-        hidden_w = weight[:, k + 1:]
-        if carry is None:
-            return self._conv(torch.cat([spatial_h, temporal_h], 1), hidden_w)
-        w = torch.cat([weight[:, :self.carry_channels], hidden_w], 1)
-        return self._conv(torch.cat([carry, spatial_h, temporal_h], 1), w)
+        c, k, h = self.carry_channels, self.carry_channels + self.skip_channels, self.hidden_size
+        spatial = weight[:, k + 1:k + 1 + h]
+        return GateWeights(
+            skip=weight[:, c:k].contiguous(),
+            mask=weight[:, k:k + 1].contiguous(),
+            temporal=weight[:, k + 1 + h:].contiguous(),
+            carry_spatial=torch.cat([weight[:, :c], spatial], 1) if c else spatial.contiguous(),
+            carry=weight[:, :c].contiguous() if c else None,
+        )
+
+    def recurrent_gates(self, weights: GateWeights, carry: torch.Tensor | None,
+                        spatial_h: torch.Tensor | None) -> torch.Tensor | None:
+        """The per-object part, ``[carry, spatial hidden]`` -> (B, 4C, h, w); None for a part known
+        to be zero is left out (None when both are)."""
+        if spatial_h is None:
+            return None if carry is None else self.conv(carry, weights.carry)
+        x = spatial_h if carry is None else torch.cat([carry, spatial_h], 1)
+        return self.conv(x, weights.carry_spatial)
 
     @staticmethod
-    def update(gates: Sequence[torch.Tensor], spatial_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """LSTM update of the three gate maps (previous, reference, matched), states averaged.
+    def update(gates: torch.Tensor, spatial_c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """LSTM update of the three runs' gates (previous, reference, matched), states averaged.
 
-        gates: 3 tensors (B, 4C, h, w) in chunk order input, forget, output, cell;
-        spatial_c: (B, C, h, w). Returns (hidden, cell), each (B, C, h, w), averaged as
+        gates: (3, B, 4C, h, w) in chunk order input, forget, output, cell; spatial_c: (B, C, h, w),
+        or None for a zero state. Returns (hidden, cell), each (B, C, h, w), averaged as
         ``(previous + matched + reference) / 3``.
         """
-        hiddens, cells = [], []
-        for g in gates:
-            i, f, o, c = g.chunk(4, dim=1)
-            cell = torch.sigmoid(f) * spatial_c + torch.sigmoid(i) * torch.tanh(c)
-            hiddens.append(torch.sigmoid(o) * torch.tanh(cell))
-            cells.append(cell)
-        prev, ref, matched = 0, 1, 2
-        hidden = (hiddens[prev] + hiddens[matched] + hiddens[ref]) / 3
-        cell = (cells[prev] + cells[matched] + cells[ref]) / 3
-        return hidden, cell
+        k, b, c4, h, w = gates.shape
+        sig, cell_in = gates.view(k, b, 4, c4 // 4, h, w).split([3, 1], dim=2)
+        i, f, o = torch.sigmoid(sig).unbind(2)
+        cell = i * torch.tanh(cell_in.squeeze(2))
+        if spatial_c is not None:
+            cell = f * spatial_c + cell
+        prev, ref, matched = (o * torch.tanh(cell)).unbind(0)
+        c_prev, c_ref, c_matched = cell.unbind(0)
+        return (prev + matched + ref) / 3, (c_prev + c_matched + c_ref) / 3
 
 
 class Decoder(nn.Module):
@@ -145,6 +174,11 @@ class Decoder(nn.Module):
             return F.interpolate(logits, size=size)  # nearest, F.interpolate's default (2019 trainer)
         return _upsample(logits, size)  # nn.UpsamplingBilinear2d (2019 evaluator)
 
+    def _head(self, finest: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """finest: (N, C, h, w) hidden states of the finest cell -> (N, H, W) probabilities."""
+        top = _upsample(finest, [2 * finest.shape[-2], 2 * finest.shape[-1]])
+        return torch.sigmoid(self._output_size(self.conv_out(top), size)[:, 0])
+
     def forward(self, skips: Sequence[torch.Tensor], masks: Sequence[torch.Tensor], run: torch.Tensor,
                 memory: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Refine the objects of a frame.
@@ -163,46 +197,91 @@ class Decoder(nn.Module):
         """
         mask_stack = torch.stack(list(masks), 0)  # (K, B, O, H, W)
         k, b, o, h, w = mask_stack.shape
-        if memory is None:
-            memory = self.initial_memory(skips, o)
-        pooled = mask_pyramid(mask_stack.reshape(k * b * o, 1, h, w), len(skips))  # per level (K*B*O, 1, h_l, w_l)
-        for level, (p, skip) in enumerate(zip(pooled, skips)):
-            if tuple(p.shape[-2:]) != tuple(skip.shape[-2:]):
-                raise ValueError(f"mask pyramid level {level} is {tuple(p.shape[-2:])} but the skip map is "
+        for level, (size, skip) in enumerate(zip(pyramid_sizes(h, w, len(skips)), skips)):
+            if size != tuple(skip.shape[-2:]):
+                raise ValueError(f"mask pyramid level {level} is {size} but the skip map is "
                                  f"{tuple(skip.shape[-2:])}: the input size does not suit the encoder")
+        # The slots to compute: on the CPU those some video steps; on CUDA reading the flags back
+        # would stall the stream, so every slot is computed and masked by `keep` instead.
+        slots = list(range(o)) if run.is_cuda else [i for i, s in enumerate(run.any(0).tolist()) if s]
+        old_memory = [list(m.unbind(1)) for m in (memory or self.initial_memory(skips, o))]
+        if not slots:
+            return mask_stack.new_zeros(b, o, h, w), [torch.stack(m, 1) for m in old_memory]
+        chosen = mask_stack if len(slots) == o else mask_stack[:, :, slots]
+        n = len(slots)
+        pooled = mask_pyramid(chosen.permute(2, 0, 1, 3, 4).reshape(n * k * b, 1, h, w), len(skips))
         if self.shared_gate_conv:
-            frame = [cell.frame_gates(skip) for cell, skip in zip(self.clstm_list, skips)]
-            mask_part = [cell.mask_gates(p).reshape(k, b, o, -1, *p.shape[-2:]) for cell, p in zip(self.clstm_list, pooled)]
-        pooled = [p.reshape(k, b, o, 1, *p.shape[-2:]) for p in pooled]
+            gates_of = self._shared_gates(skips, pooled, memory, slots)
+        else:
+            gates_of = self._full_gates(skips, pooled, old_memory, slots)
 
-        spatial = [(s.new_zeros(b, c, *s.shape[-2:]), s.new_zeros(b, c, *s.shape[-2:]))
-                   for s, c in zip(skips, self.hidden_sizes)]
-        outputs = []
-        new_memory = [list(mem.unbind(1)) for mem in memory]
-        for obj in range(o):
+        spatial: list[tuple[torch.Tensor | None, torch.Tensor | None]] = [(None, None)] * len(skips)
+        if not self.shared_gate_conv:  # the 2019 layout convolves the zero state too
+            spatial = [(s.new_zeros(b, c, *s.shape[-2:]),) * 2 for s, c in zip(skips, self.hidden_sizes)]
+        new_memory = [list(m) for m in old_memory]
+        finest = []
+        for j, obj in enumerate(slots):
             stepping = run[:, obj]
-            # Skip a slot no video steps: free on the CPU; on CUDA reading the flag back would stall
-            # the stream, so the slot is computed and masked by `keep` instead.
-            if not stepping.is_cuda and not bool(stepping.any()):
-                outputs.append(mask_stack.new_zeros(b, h, w))
-                continue
-            keep = stepping.view(b, 1, 1, 1)
+            keep = None if not run.is_cuda and bool(stepping.all()) else stepping.view(b, 1, 1, 1)
             carry = None
             for level, (cell, skip) in enumerate(zip(self.clstm_list, skips)):
                 h_s, c_s = spatial[level]
-                h_t = memory[level][:, obj]
                 if carry is not None:
                     carry = _upsample(carry, skip.shape[-2:])
-                if self.shared_gate_conv:
-                    shared = frame[level] + cell.object_gates(carry, h_s, h_t)
-                    gates = [shared + mask_part[level][i, :, obj] for i in range(k)]
+                hidden, cell_c = cell.update(gates_of(j, level, carry, h_s), c_s)
+                if keep is None:
+                    spatial[level] = (hidden, cell_c)
+                    new_memory[level][obj] = hidden
                 else:
-                    gates = [cell.full_gates(carry, skip, pooled[level][i, :, obj], h_s, h_t) for i in range(k)]
-                hidden, cell_c = cell.update(gates, c_s)
-                spatial[level] = (torch.where(keep, hidden, h_s), torch.where(keep, cell_c, c_s))
-                new_memory[level][obj] = torch.where(keep, hidden, new_memory[level][obj])
+                    if h_s is None:
+                        h_s, c_s = torch.zeros_like(hidden), torch.zeros_like(cell_c)
+                    spatial[level] = (torch.where(keep, hidden, h_s), torch.where(keep, cell_c, c_s))
+                    new_memory[level][obj] = torch.where(keep, hidden, new_memory[level][obj])
                 carry = hidden
-            top = _upsample(carry, [2 * carry.shape[-2], 2 * carry.shape[-1]])
-            logits = self._output_size(self.conv_out(top), (h, w))
-            outputs.append(torch.sigmoid(logits[:, 0]) * keep[:, :, 0])
+            finest.append(carry)
+        probs = self._head(torch.cat(finest, 0), (h, w)).view(n, b, h, w)
+        probs = probs * run[:, slots].t().reshape(n, b, 1, 1).to(probs.dtype)
+        outputs = [mask_stack.new_zeros(b, h, w)] * o
+        for j, obj in enumerate(slots):
+            outputs[obj] = probs[j]
         return torch.stack(outputs, 1), [torch.stack(levels, 1) for levels in new_memory]
+
+    def _shared_gates(self, skips: Sequence[torch.Tensor], pooled: Sequence[torch.Tensor],
+                      memory: Sequence[torch.Tensor] | None, slots: list[int]):
+        """The shared path's frame-wide parts, and a function ``(j, level, carry, spatial_h) ->
+        (3, B, 4C, h, w)`` giving the three runs' gates of the ``j``-th computed slot.
+
+        pooled: per level (N * 3 * B, 1, h, w), slot-major; memory: (B, O, C, h, w) per level or None.
+        """
+        n = len(slots)
+        weights = [cell.split_weights() for cell in self.clstm_list]
+        common, mask_parts = [], []
+        for cell, wts, skip, p, level in zip(self.clstm_list, weights, skips, pooled, range(len(skips))):
+            b, _, hh, ww = skip.shape
+            frame = cell.conv(skip, wts.skip, cell.Gates.bias)  # (B, 4C, h, w)
+            if memory is None:
+                common.append([frame] * n)
+            else:
+                mem = memory[level] if n == memory[level].shape[1] else memory[level][:, slots]
+                temporal = cell.conv(mem.transpose(0, 1).reshape(n * b, -1, hh, ww), wts.temporal)
+                common.append((temporal.view(n, b, -1, hh, ww) + frame).unbind(0))
+            mask_parts.append(cell.conv(p, wts.mask).view(n, -1, b, frame.shape[1], hh, ww).unbind(0))
+
+        def gates(j: int, level: int, carry: torch.Tensor | None, spatial_h: torch.Tensor | None) -> torch.Tensor:
+            rec = self.clstm_list[level].recurrent_gates(weights[level], carry, spatial_h)
+            base = common[level][j] if rec is None else common[level][j] + rec
+            return base + mask_parts[level][j]
+
+        return gates
+
+    def _full_gates(self, skips: Sequence[torch.Tensor], pooled: Sequence[torch.Tensor],
+                    memory: list[list[torch.Tensor]], slots: list[int]):
+        """The 2019 layout: per run one convolution of ``[carry, skip, mask, spatial, temporal]``."""
+        n = len(slots)
+        masks = [p.view(n, -1, skips[0].shape[0], 1, *p.shape[-2:]) for p in pooled]
+
+        def gates(j: int, level: int, carry: torch.Tensor | None, spatial_h: torch.Tensor) -> torch.Tensor:
+            cell, temporal = self.clstm_list[level], memory[level][slots[j]]
+            return torch.stack([cell.full_gates(carry, skips[level], m, spatial_h, temporal) for m in masks[level][j]])
+
+        return gates
