@@ -3,7 +3,7 @@ proposals' paste and warp that the training step does on its device.
 
 Generates a small synthetic set and its proposals in a temp folder, then prints milliseconds
 per item and ratios against the folder reader measured in the same run, on one CPU thread (as
-in a DataLoader worker). Target (issue 11): an augmented 3-frame clip at 255x448 <= 50 ms on
+in a DataLoader worker). Target: an augmented 3-frame clip at 255x448 <= 50 ms on
 one core, proposals included.
 
     .venv/bin/python benchmarks/bench_data_loading.py [--videos 10] [--frames 20]

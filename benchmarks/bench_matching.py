@@ -5,7 +5,7 @@ frame of one video) and 64, the speedup over the exact one measured in this run,
 problems where the batched layer stops at the exact one's outer step, scipy's Hungarian solver,
 and the share whose row argmax equals the Hungarian optimum; then, at the training iterations,
 the forward and backward together (what a training step pays). Runs on CPU, and on CUDA too
-when present. Target (issue 13, CUDA): the fused kernel <= 0.5 ms per frame at batch 1.
+when present. Target (CUDA): the fused kernel <= 0.5 ms per frame at batch 1.
 
     .venv/bin/python benchmarks/bench_matching.py [--repeat 3] [--device all|cpu|cuda] [--json OUT]
 """

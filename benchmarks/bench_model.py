@@ -12,7 +12,7 @@ as every frame but a video's first does.
 Layouts: the faithful defaults (the decoder's shared gate work, the exact matching layer), the
 2019 decoder layout (three full gate convolutions per cell), and on CUDA the fast settings (the
 fused matching kernel, bf16 autocast for the encoder); it checks that the layouts give the same
-outputs. Targets (issue 29, evaluation, faithful defaults): frame <= 2.0x the backbone with 5
+outputs. Targets (evaluation, faithful defaults): frame <= 2.0x the backbone with 5
 objects and <= 1.5x with 1 object; printed as PASS/FAIL.
 
 On the CPU the times are the process's CPU seconds of a one-thread run (``--threads 1``,
@@ -232,7 +232,7 @@ def main():
                 ratio = rows["default"]["frame"]["x_backbone"]
                 verdicts.append(f"frame <= {TARGETS[objects]}x backbone, evaluation, {objects} object(s): "
                                 f"{ratio:.2f}x {'PASS' if ratio <= TARGETS[objects] else 'FAIL'}")
-    print("\ntargets (issue 29, faithful defaults, " + device.type + "):")
+    print("\ntargets (evaluation, faithful defaults, " + device.type + "):")
     for v in verdicts:
         print("  " + v)
     out["targets"] = verdicts
