@@ -69,8 +69,7 @@ dmm_require_exists() {
 # set them as shell variables (DMM_DATA_ROOT, DMM_DEVICE, DMM_CUDA_GPUS: the CUDA GPUs torch
 # sees, DMM_TRAIN_IMAGES, DMM_TRAIN_META, DMM_TRAIN_PROPOSALS, DMM_VAL_ENABLED, DMM_EVAL_SPLIT,
 # DMM_EVAL_IMAGES, DMM_EVAL_META, DMM_EVAL_PROPOSALS, DMM_CHECKPOINT, DMM_INIT, DMM_RESUME,
-# DMM_OUTPUT_DIR, DMM_KEEP_EPOCH: the last of SOLVER.KEEP_EPOCHS, DMM_ARG_SPLIT: the --split
-# given, or empty, DMM_RESULTS: the folder dmm.test writes <video>/<frame>.png into, and DMM_TRAIN_UNCOVERED / DMM_EVAL_UNCOVERED: a video of the
+# DMM_OUTPUT_DIR, DMM_ARG_SPLIT: the --split given, or empty, DMM_RESULTS: the folder dmm.test writes <video>/<frame>.png into, and DMM_TRAIN_UNCOVERED / DMM_EVAL_UNCOVERED: a video of the
 # split without a <video>.pth in its proposal folder, or empty). ARGS are the entry point's own,
 # read by its own argument parser: options (--resume/--init/--checkpoint/--split/--out VALUE,
 # the flag --overwrite) and KEY VALUE overrides, so the checks see exactly what the run will see.
@@ -116,7 +115,6 @@ out = getattr(ns, "out", None)
 values = {"DATA_ROOT": cfg.DATA.ROOT, "DEVICE": cfg.DEVICE, "CUDA_GPUS": torch.cuda.device_count(),
           "EVAL_SPLIT": eval_split, "ARG_SPLIT": arg_split, "OUTPUT_DIR": cfg.OUTPUT_DIR,
           "VAL_ENABLED": "1" if cfg.VAL.ENABLED else "0",
-          "KEEP_EPOCH": cfg.SOLVER.KEEP_EPOCHS[-1] if cfg.SOLVER.KEEP_EPOCHS else "",
           "TRAIN_PROPOSALS": cfg.PROPOSALS.TRAIN_DIR, "EVAL_PROPOSALS": cfg.PROPOSALS.EVAL_DIR,
           "CHECKPOINT": getattr(ns, "checkpoint", None) or cfg.TEST.CHECKPOINT,
           "INIT": getattr(ns, "init", None) or "", "RESUME": getattr(ns, "resume", None) or "",
@@ -132,29 +130,21 @@ EOF
   eval "$_dmm_vars"
 }
 
-# dmm_newest_checkpoint PATH [EPOCH]: set DMM_NEWEST to PATH itself when it is a checkpoint (a
-# weights file, or a folder holding trainer.pt or encoder.pt + decoder.pt), else to the newest (by
-# epoch, then iteration) checkpoint folder epoXX_iterXXXXX of the run folder PATH (of epoch EPOCH
-# when given), else to "".
+# dmm_newest_checkpoint PATH: set DMM_NEWEST to the newest (by epoch, then iteration) checkpoint
+# folder epoXX_iterXXXXX (holding trainer.pt, or encoder.pt + decoder.pt) of the run folder PATH,
+# or to "" when PATH is no such run folder (a checkpoint itself, or missing).
 dmm_newest_checkpoint() {
-  DMM_NEWEST=$("$PY" - "$1" "${2:-}" <<'EOF'
+  DMM_NEWEST=$("$PY" - "$1" <<'EOF'
 import sys
 from pathlib import Path
 
 from dmm.checkpointing import parse_name
 
-path, epoch = Path(sys.argv[1]), sys.argv[2]
-
-def is_checkpoint(p):
-    return p.is_file() or (p / "trainer.pt").is_file() or ((p / "encoder.pt").is_file() and (p / "decoder.pt").is_file())
-
-if path.exists() and is_checkpoint(path):
-    print(path)
-elif path.is_dir():
-    found = sorted((parse_name(p.name), str(p)) for p in path.iterdir()
-                   if parse_name(p.name) and p.is_dir() and is_checkpoint(p)
-                   and (not epoch or parse_name(p.name)[0] == int(epoch)))
-    print(found[-1][1] if found else "")
+path = Path(sys.argv[1])
+holds = lambda p: (p / "trainer.pt").is_file() or ((p / "encoder.pt").is_file() and (p / "decoder.pt").is_file())
+found = sorted((parse_name(p.name), str(p)) for p in (path.iterdir() if path.is_dir() and not holds(path) else ())
+               if parse_name(p.name) and p.is_dir() and holds(p))
+print(found[-1][1] if found else "")
 EOF
   ) || exit 2
 }
@@ -290,28 +280,36 @@ dmm_run() {
 # one: CONFIG's TEST.CHECKPOINT (online_ytb/epo90_iter00088) or, when absent, the 2019 README
 # layout's epo101 beside it. ARGS: dmm.test's (KEY VALUE overrides of CONFIG).
 dmm_testdev_choice() {
-  _config=$1 _online=$2
-  shift 2
-  dmm_read_config train "$_online"
-  _run=$DMM_OUTPUT_DIR
-  dmm_newest_checkpoint "$_run" "$DMM_KEEP_EPOCH"
-  _kept=$DMM_NEWEST
-  dmm_newest_checkpoint "$_run"
-  dmm_read_config test "$_config" "$@"
-  if [ -n "$_kept" ]; then
-    DMM_TESTDEV_CHECKPOINT=$_kept
-    DMM_TESTDEV_WHY="the online run's own: $_online's OUTPUT_DIR $_run holds a run; its epoch-$DMM_KEEP_EPOCH checkpoint, as 2019 evaluated"
-  elif [ -n "$DMM_NEWEST" ]; then
-    DMM_TESTDEV_CHECKPOINT=$DMM_NEWEST
-    DMM_TESTDEV_WHY="the online run's own: $_online's OUTPUT_DIR $_run holds a run; its newest checkpoint (none of epoch ${DMM_KEEP_EPOCH:-?})"
-  else
-    DMM_TESTDEV_CHECKPOINT=$DMM_CHECKPOINT
-    _released=$(dirname -- "$DMM_CHECKPOINT")/epo101
-    if [ ! -e "$DMM_CHECKPOINT" ] && [ -e "$_released" ]; then
-      DMM_TESTDEV_CHECKPOINT=$_released
-    fi
-    DMM_TESTDEV_WHY="the released model: no online run in $_run; $_config's TEST.CHECKPOINT, or the 2019 README layout's epo101 beside it"
-  fi
+  _dmm_vars=$("$PY" - "$@" <<'EOF'
+import shlex, sys
+from pathlib import Path
+
+from dmm.checkpointing import parse_name
+from dmm.config import load_config
+from dmm.test import parse_args
+
+config, online, *args = sys.argv[1:]
+run_cfg = load_config(online)
+run, keep = Path(run_cfg.OUTPUT_DIR), list(run_cfg.SOLVER.KEEP_EPOCHS)
+found = sorted((parse_name(p.name), str(p)) for p in (run.iterdir() if run.is_dir() else ())
+               if parse_name(p.name) and (p / "trainer.pt").is_file())
+kept = [path for (epoch, _), path in found if keep and epoch == keep[-1]]
+if kept:
+    chosen, why = kept[-1], (f"the online run's own: {online}'s OUTPUT_DIR {run} holds a run; its epoch-{keep[-1]} "
+                             f"checkpoint, as 2019 evaluated")
+elif found:
+    chosen, why = found[-1][1], (f"the online run's own: {online}'s OUTPUT_DIR {run} holds a run; its newest "
+                                 f"checkpoint (none of epoch {keep[-1] if keep else '-'})")
+else:
+    released = Path(load_config(config, parse_args(["--config", config, *args]).opts).TEST.CHECKPOINT)
+    chosen = released if released.exists() or not (released.parent / "epo101").exists() else released.parent / "epo101"
+    why = (f"the released model: no online run in {run}; {config}'s TEST.CHECKPOINT, or the 2019 README layout's "
+           f"epo101 beside it")
+print(f"DMM_TESTDEV_CHECKPOINT={shlex.quote(str(chosen))}")
+print(f"DMM_TESTDEV_WHY={shlex.quote(why)}")
+EOF
+  ) || exit 2
+  eval "$_dmm_vars"
 }
 
 # dmm_results_of CHECKPOINT SPLIT: where the results of a checkpoint folder <run>/<ckpt> (or of its

@@ -38,22 +38,21 @@ dmm_python
 if [ -z "$INIT_CKPT" ]; then
   dmm_read_config train "$R101_CONFIG"
   INIT_CKPT=$DMM_OUTPUT_DIR
-  why="the ResNet-101 stage's run ($R101_CONFIG OUTPUT_DIR)"
+  why="the ResNet-101 stage's run, $R101_CONFIG's OUTPUT_DIR"
 else
   why="INIT_CKPT"
 fi
-dmm_require_exists "$INIT_CKPT" "initial checkpoint (INIT_CKPT / --init)"
+# a run folder: its newest checkpoint
 dmm_newest_checkpoint "$INIT_CKPT"
-[ -n "$DMM_NEWEST" ] || dmm_die "initial checkpoint (INIT_CKPT / --init) $INIT_CKPT holds no trainer.pt (nor \
-encoder.pt + decoder.pt), nor checkpoint folders epoXX_iterXXXXX holding them: run sh scripts/train/train_r101.sh, \
-or put the released model there (MODEL_ZOO.md)"
-if [ "$DMM_NEWEST" != "$INIT_CKPT" ]; then
-  echo "[online] starting from $DMM_NEWEST: the newest checkpoint of $INIT_CKPT ($why)"
-else
-  echo "[online] starting from $INIT_CKPT ($why)"
-fi
-set -- --init "$DMM_NEWEST" "$@"
+init=${DMM_NEWEST:-$INIT_CKPT}
+set -- --init "$init" "$@"
+
 dmm_read_config train "$CONFIG" "$@"
 dmm_check_training online-training "make it with: python src/tools/make_train_online_dataset.py (README: Online training)" \
   "initial checkpoint (INIT_CKPT / --init)"
+if [ "$init" != "$INIT_CKPT" ]; then
+  echo "[online] starting from $init: the newest checkpoint of $INIT_CKPT ($why)"
+else
+  echo "[online] starting from $init ($why)"
+fi
 dmm_launch_train online "$NGPUS" "$CONFIG" "$@"
