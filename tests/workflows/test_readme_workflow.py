@@ -96,6 +96,10 @@ def test_readme_reproduction_path(tmp_path: Path):
     first = newest(run50)
     assert first.name == "epo00_iter00001" and f"last checkpoint: {first.relative_to(ws.root)}" in done.stdout
     assert (run50 / "metrics.jsonl").is_file() and (run50 / "val").is_dir()  # validation ran on val200
+    replaced = (first / "trainer.pt").read_bytes()
+    ws.run(train, "--overwrite", *TRAIN, "SEED", "1", "VAL.ENABLED", "False")  # the README's way to start it again
+    assert newest(run50) == first and (first / "trainer.pt").read_bytes() != replaced
+    assert "SEED: 1" in (run50 / "config.yaml").read_text()
 
     # -- 4. The ResNet-101 stage from the RVOS files, the online set, online training from what it wrote
     write_rvos(ws.root / DMM / "pretrained_rvos" / "one-shot-model-youtubevos")
