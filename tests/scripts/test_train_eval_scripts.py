@@ -111,7 +111,7 @@ def test_train_checks_split_meta_and_proposals(train_data, tmp_path: Path):
     proc = run(SCRIPTS[0], tmp_path, *split_args, "VAL.ENABLED", "False", **_train_env(d))
     assert proc.returncode == 0, proc.stderr
 
-    proc = run(SCRIPTS[0], tmp_path, *split_args, "--resume", str(tmp_path / "no_ckpt"),
+    proc = run(SCRIPTS[0], tmp_path, "--resume", str(tmp_path / "no_ckpt"), *split_args,
                "VAL.ENABLED", "False", **_train_env(d))
     assert_failed(proc, f"run or checkpoint to resume (--resume) not found: {tmp_path / 'no_ckpt'}")
 
