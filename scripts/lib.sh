@@ -15,8 +15,8 @@ dmm_die() {
   exit 2
 }
 
-# dmm_python: set PY to the project's interpreter (.venv/bin/python, or $DMM_PYTHON when set),
-# creating .venv with scripts/setup_env.sh the first time.
+# dmm_python: set PY to the project's interpreter: $DMM_PYTHON when set, else .venv/bin/python
+# (created with scripts/setup_env.sh the first time).
 dmm_python() {
   if [ -n "${DMM_PYTHON:-}" ]; then
     PY=$DMM_PYTHON
@@ -24,7 +24,7 @@ dmm_python() {
   fi
   if [ ! -x "$REPO/.venv/bin/python" ]; then
     echo "[setup] $REPO/.venv missing: running scripts/setup_env.sh"
-    bash "$REPO/scripts/setup_env.sh" || dmm_die "scripts/setup_env.sh failed"
+    sh "$REPO/scripts/setup_env.sh" || dmm_die "scripts/setup_env.sh failed"
   fi
   PY=$REPO/.venv/bin/python
 }
@@ -69,13 +69,13 @@ dmm_require_exists() {
 # set them as shell variables (DMM_DATA_ROOT, DMM_DEVICE, DMM_CUDA_GPUS: the CUDA GPUs torch
 # sees, DMM_TRAIN_IMAGES, DMM_TRAIN_META, DMM_TRAIN_PROPOSALS, DMM_VAL_ENABLED, DMM_EVAL_SPLIT,
 # DMM_EVAL_IMAGES, DMM_EVAL_META, DMM_EVAL_PROPOSALS, DMM_CHECKPOINT, DMM_INIT, DMM_RESUME,
-# DMM_OUTPUT_DIR, and DMM_RESULTS: the folder dmm.test writes <video>/<frame>.png into). ARGS
-# are the entry point's own:
-# options (--resume/--init/--checkpoint/--split/--out/--videos VALUE) and KEY VALUE overrides,
-# so the checks see exactly what the run will see.
+# DMM_OUTPUT_DIR, DMM_ARG_SPLIT: the --split given, or empty, DMM_RESULTS: the folder dmm.test writes <video>/<frame>.png into, and DMM_TRAIN_UNCOVERED / DMM_EVAL_UNCOVERED: a video of the
+# split without a <video>.pth in its proposal folder, or empty). ARGS are the entry point's own,
+# read by its own argument parser: options (--resume/--init/--checkpoint/--split/--out VALUE,
+# the flag --overwrite) and KEY VALUE overrides, so the checks see exactly what the run will see.
 dmm_read_config() {
   _dmm_vars=$("$PY" - "$@" <<'EOF'
-import shlex, sys
+import json, shlex, sys
 from pathlib import Path
 
 import torch
@@ -84,24 +84,15 @@ from dmm.config import load_config
 from dmm.data.splits import resolve_split
 
 mode, name, *args = sys.argv[1:]
-# Every option of dmm.train / dmm.test takes a value: "--key value" or "--key=value".
-flags = {"--resume": "", "--init": "", "--checkpoint": "", "--split": "", "--out": ""}
-opts, i = [], 0
-while i < len(args):
-    if args[i].startswith("--"):
-        key, eq, value = args[i].partition("=")
-        if not eq:
-            if i + 1 >= len(args):
-                sys.exit(f"error: option {key} needs a value")
-            value, i = args[i + 1], i + 1
-        flags[key] = value
-    else:
-        opts.append(args[i])
-    i += 1
+if mode == "train":
+    from dmm.train import parse_args
+else:
+    from dmm.test import parse_args
+ns = parse_args(["--config", name, *args])
 try:
-    cfg = load_config(name, opts)
+    cfg = load_config(name, ns.opts)
 except Exception as e:
-    sys.exit(f"error: config {name} with overrides {opts}: {e}")
+    sys.exit(f"error: config {name} with overrides {ns.opts}: {e}")
 
 def split_paths(split):
     try:
@@ -110,22 +101,52 @@ def split_paths(split):
         sys.exit(f"error: config {name}: {e}")
     return str(paths.images_dir / "JPEGImages"), str(paths.meta_path)
 
-eval_split = flags["--split"] or cfg.DATA.EVAL_SPLIT
+def uncovered(meta, proposals):
+    """A video of the split's meta without <video>.pth in the proposal folder ("" if none)."""
+    if not (Path(meta).is_file() and Path(proposals).is_dir()):
+        return ""
+    videos = sorted(json.loads(Path(meta).read_text()).get("videos", {}))
+    missing = [v for v in videos if not (Path(proposals) / f"{v}.pth").is_file()]
+    return f"{missing[0]} ({len(missing)} of {len(videos)} videos)" if missing else ""
+
+arg_split = getattr(ns, "split", None) or ""
+eval_split = arg_split or cfg.DATA.EVAL_SPLIT
+out = getattr(ns, "out", None)
 values = {"DATA_ROOT": cfg.DATA.ROOT, "DEVICE": cfg.DEVICE, "CUDA_GPUS": torch.cuda.device_count(),
-          "EVAL_SPLIT": eval_split, "OUTPUT_DIR": cfg.OUTPUT_DIR,
+          "EVAL_SPLIT": eval_split, "ARG_SPLIT": arg_split, "OUTPUT_DIR": cfg.OUTPUT_DIR,
           "VAL_ENABLED": "1" if cfg.VAL.ENABLED else "0",
           "TRAIN_PROPOSALS": cfg.PROPOSALS.TRAIN_DIR, "EVAL_PROPOSALS": cfg.PROPOSALS.EVAL_DIR,
-          "CHECKPOINT": flags["--checkpoint"] or cfg.TEST.CHECKPOINT,
-          "INIT": flags["--init"], "RESUME": flags["--resume"],
-          "RESULTS": flags["--out"] or str(Path(cfg.TEST.OUTPUT_DIR
-                                                 or Path(cfg.OUTPUT_DIR) / "eval" / eval_split) / "merged")}
+          "CHECKPOINT": getattr(ns, "checkpoint", None) or cfg.TEST.CHECKPOINT,
+          "INIT": getattr(ns, "init", None) or "", "RESUME": getattr(ns, "resume", None) or "",
+          "RESULTS": out or str(Path(cfg.TEST.OUTPUT_DIR or Path(cfg.OUTPUT_DIR) / "eval" / eval_split) / "merged")}
 values["TRAIN_IMAGES"], values["TRAIN_META"] = split_paths(cfg.DATA.TRAIN_SPLIT)
 values["EVAL_IMAGES"], values["EVAL_META"] = split_paths(eval_split)
+values["TRAIN_UNCOVERED"] = uncovered(values["TRAIN_META"], values["TRAIN_PROPOSALS"])
+values["EVAL_UNCOVERED"] = uncovered(values["EVAL_META"], values["EVAL_PROPOSALS"])
 for key, value in values.items():
     print(f"DMM_{key}={shlex.quote(str(value))}")
 EOF
   ) || exit 2
   eval "$_dmm_vars"
+}
+
+# dmm_newest_checkpoint PATH: set DMM_NEWEST to the newest (by epoch, then iteration) checkpoint
+# folder epoXX_iterXXXXX (holding trainer.pt, or encoder.pt + decoder.pt) of the run folder PATH,
+# or to "" when PATH is no such run folder (a checkpoint itself, or missing).
+dmm_newest_checkpoint() {
+  DMM_NEWEST=$("$PY" - "$1" <<'EOF'
+import sys
+from pathlib import Path
+
+from dmm.checkpointing import parse_name
+
+path = Path(sys.argv[1])
+holds = lambda p: (p / "trainer.pt").is_file() or ((p / "encoder.pt").is_file() and (p / "decoder.pt").is_file())
+found = sorted((parse_name(p.name), str(p)) for p in (path.iterdir() if path.is_dir() and not holds(path) else ())
+               if parse_name(p.name) and p.is_dir() and holds(p))
+print(found[-1][1] if found else "")
+EOF
+  ) || exit 2
 }
 
 # dmm_describe_processes N: set DMM_PROCESSES to what N training processes will really run on
@@ -158,10 +179,14 @@ dmm_check_split() {
     "${4:-YouTube-VOS meta.json, or the train3k/val200/test271 files of src/tools/make_splits.py (DATA.SPLIT_DIR)}"
 }
 
-# dmm_check_proposals WHICH DIR: a proposal folder of the config.
+# dmm_check_proposals WHICH DIR [UNCOVERED]: a proposal folder of the config, and (UNCOVERED, from
+# dmm_read_config) no video of the split without its <video>.pth there.
 dmm_check_proposals() {
   dmm_require_dir "$2" "$1 proposals" \
-    "download or extract them (README.md: Prepare proposals) or override PROPOSALS.*_DIR"
+    "download or extract them (README.md: Reproducing the paper on YouTube-VOS, 2. Proposals) or override PROPOSALS.*_DIR"
+  [ -z "${3:-}" ] || dmm_die "$1 proposals $2 hold no <video>.pth for video $3 of the split: \
+another split's proposals? extract or reduce them for this split (README.md: Reproducing the paper on \
+YouTube-VOS, 2. Proposals) or override PROPOSALS.*_DIR"
 }
 
 # dmm_check_evaluation CHECKPOINT_WHAT CONFIG [ARGS...]: read the config `dmm.test --config CONFIG
@@ -172,7 +197,7 @@ dmm_check_evaluation() {
   shift
   dmm_read_config test "$@"
   dmm_check_split "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_IMAGES" "$DMM_EVAL_META"
-  dmm_check_proposals "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS"
+  dmm_check_proposals "evaluation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS" "$DMM_EVAL_UNCOVERED"
   dmm_require_checkpoint "$DMM_CHECKPOINT" "$_what"
 }
 
@@ -188,10 +213,10 @@ dmm_positive() {
 # validation is on, and the --resume / --init paths (INIT_WHAT names the latter).
 dmm_check_training() {
   dmm_check_split "$1" "$DMM_TRAIN_IMAGES" "$DMM_TRAIN_META" ${2:+"$2"}
-  dmm_check_proposals "$1" "$DMM_TRAIN_PROPOSALS"
+  dmm_check_proposals "$1" "$DMM_TRAIN_PROPOSALS" "$DMM_TRAIN_UNCOVERED"
   if [ "$DMM_VAL_ENABLED" = 1 ]; then
     dmm_check_split "validation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_IMAGES" "$DMM_EVAL_META"
-    dmm_check_proposals "validation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS"
+    dmm_check_proposals "validation ($DMM_EVAL_SPLIT)" "$DMM_EVAL_PROPOSALS" "$DMM_EVAL_UNCOVERED"
   fi
   [ -z "$DMM_RESUME" ] || dmm_require_exists "$DMM_RESUME" "run or checkpoint to resume (--resume)"
   [ -z "$DMM_INIT" ] || dmm_require_checkpoint "$DMM_INIT" "${3:-initial checkpoint (--init)}"
@@ -246,4 +271,51 @@ dmm_run() {
     return 0
   fi
   "$@"
+}
+
+# dmm_testdev_choice CONFIG ONLINE_CONFIG [ARGS...]: the checkpoint scripts/eval/eval_testdev.sh
+# evaluates, as DMM_TESTDEV_CHECKPOINT and DMM_TESTDEV_WHY (why that one). The online run's own when
+# ONLINE_CONFIG's OUTPUT_DIR holds one of its checkpoints: the newest of the last epoch in its
+# SOLVER.KEEP_EPOCHS (88: what 2019 evaluated) when there, else its newest; otherwise the released
+# one: CONFIG's TEST.CHECKPOINT (online_ytb/epo90_iter00088) or, when absent, the 2019 README
+# layout's epo101 beside it. ARGS: dmm.test's (KEY VALUE overrides of CONFIG).
+dmm_testdev_choice() {
+  _dmm_vars=$("$PY" - "$@" <<'EOF'
+import shlex, sys
+from pathlib import Path
+
+from dmm.checkpointing import parse_name
+from dmm.config import load_config
+from dmm.test import parse_args
+
+config, online, *args = sys.argv[1:]
+run_cfg = load_config(online)
+run, keep = Path(run_cfg.OUTPUT_DIR), list(run_cfg.SOLVER.KEEP_EPOCHS)
+found = sorted((parse_name(p.name), str(p)) for p in (run.iterdir() if run.is_dir() else ())
+               if parse_name(p.name) and (p / "trainer.pt").is_file())
+kept = [path for (epoch, _), path in found if keep and epoch == keep[-1]]
+if kept:
+    chosen, why = kept[-1], (f"the online run's own: {online}'s OUTPUT_DIR {run} holds a run; its epoch-{keep[-1]} "
+                             f"checkpoint, as 2019 evaluated")
+elif found:
+    chosen, why = found[-1][1], (f"the online run's own: {online}'s OUTPUT_DIR {run} holds a run; its newest "
+                                 f"checkpoint (none of epoch {keep[-1] if keep else '-'})")
+else:
+    released = Path(load_config(config, parse_args(["--config", config, *args]).opts).TEST.CHECKPOINT)
+    chosen = released if released.exists() or not (released.parent / "epo101").exists() else released.parent / "epo101"
+    why = (f"the released model: no online run in {run}; {config}'s TEST.CHECKPOINT, or the 2019 README layout's "
+           f"epo101 beside it")
+print(f"DMM_TESTDEV_CHECKPOINT={shlex.quote(str(chosen))}")
+print(f"DMM_TESTDEV_WHY={shlex.quote(why)}")
+EOF
+  ) || exit 2
+  eval "$_dmm_vars"
+}
+
+# dmm_results_of CHECKPOINT SPLIT: where the results of a checkpoint folder <run>/<ckpt> (or of its
+# <run>/<ckpt>/trainer.pt) on SPLIT go: <run>/eval/<ckpt>/SPLIT/merged.
+dmm_results_of() {
+  _ckpt=${1%/}
+  [ -d "$_ckpt" ] || _ckpt=$(dirname -- "$_ckpt")
+  echo "$(dirname -- "$_ckpt")/eval/$(basename -- "$_ckpt")/$2/merged"
 }

@@ -5,7 +5,8 @@
 # CHECKPOINT=<run>/<checkpoint>, <run>/eval/<checkpoint>/<split>/merged/; then score with:
 # sh scripts/metric/full_eval.sh <that merged dir>
 # Run from anywhere: sh scripts/eval/eval_r50.sh. Extra arguments go to dmm.test
-# (--split SPLIT, KEY VALUE overrides). Every variable below can be set from the environment.
+# (--split SPLIT, which replaces SPLIT below, --overwrite, KEY VALUE overrides). Every variable
+# below can be set from the environment.
 set -eu
 
 # Your own model: a checkpoint folder (holding trainer.pt) or a trainer.pt file. When set,
@@ -17,7 +18,7 @@ MODEL=${MODEL:-both}
 CKPT_MATCHLOSS=${CKPT_MATCHLOSS:-experiments/dmmnet/ytb_255_50_matchloss_epo13/epo13_iter01640}
 CKPT_NOMATCH=${CKPT_NOMATCH:-experiments/dmmnet/ytb_255_50/epo08_iter01640}
 CONFIG=${CONFIG:-eval}         # src/dmm/config/yaml/eval.yaml, or a yaml path
-SPLIT=${SPLIT:-trainval}       # val200
+SPLIT=${SPLIT:-trainval}       # val200; an argument --split SPLIT wins
 OUT_ROOT=${OUT_ROOT:-experiments/dmmnet}  # results in $OUT_ROOT/<model>/eval/$SPLIT/merged
 DATA_ROOT=${DATA_ROOT:-}       # empty: the config's DATA.ROOT (datasets/youtubeVOS)
 EVAL_PROPOSALS=${EVAL_PROPOSALS:-}  # empty: the config's PROPOSALS.EVAL_DIR
@@ -31,7 +32,6 @@ REPO=$(CDPATH= cd -- "$(dirname -- "$0")/../.." && pwd)
 # (dmm.test reads options first, then KEY VALUE pairs).
 [ -z "$DATA_ROOT" ] || set -- "$@" DATA.ROOT "$DATA_ROOT"
 [ -z "$EVAL_PROPOSALS" ] || set -- "$@" PROPOSALS.EVAL_DIR "$EVAL_PROPOSALS"
-set -- --split "$SPLIT" "$@"
 [ -z "$GPUS" ] || export CUDA_VISIBLE_DEVICES="$GPUS"
 
 if [ -n "$CHECKPOINT" ]; then
@@ -59,13 +59,19 @@ results_of() {
     echo "$OUT_ROOT/$1/eval/$SPLIT/merged"
     return 0
   fi
-  ckpt=${CHECKPOINT%/}
-  [ -d "$ckpt" ] || ckpt=$(dirname -- "$ckpt")
-  echo "$(dirname -- "$ckpt")/eval/$(basename -- "$ckpt")/$SPLIT/merged"
+  dmm_results_of "$CHECKPOINT" "$SPLIT"
 }
 
-# Check everything (data, proposals, every checkpoint) before running anything.
+# The split: the caller's --split, else SPLIT (then passed on as --split).
 dmm_python
+dmm_read_config test "$CONFIG" "$@"
+if [ -n "$DMM_ARG_SPLIT" ]; then
+  SPLIT=$DMM_ARG_SPLIT
+else
+  set -- --split "$SPLIT" "$@"
+fi
+
+# Check everything (data, proposals, every checkpoint) before running anything.
 for m in $MODELS; do
   if [ "$m" = own ]; then what="checkpoint"; else what="checkpoint of $m"; fi
   dmm_check_evaluation "$what" "$CONFIG" --checkpoint "$(checkpoint_of "$m")" "$@"

@@ -7,6 +7,7 @@
 # test size 800/1333. Then the 90 best per frame (the original README: ... train_testdev_ot 90).
 # Writes $OUT_DIR/predictions.pth, $OUT_DIR/videos_all, $OUT_DIR/videos_top90 (online.yaml's
 # PROPOSALS.TRAIN_DIR). Usage: sh scripts/extract/extract_coco_online.sh [dmm.proposals.extract options]
+set -eu
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
 WEIGHTS=${WEIGHTS:-experiments/pretrained/e2e_mask_rcnn_X-101-32x8d-FPN_1x.pkl}

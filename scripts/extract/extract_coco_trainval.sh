@@ -6,6 +6,7 @@
 # 50 best per frame (DMM_Net scripts/extract/process.sh: ... trainval 50).
 # Writes $OUT_DIR/predictions.pth, $OUT_DIR/videos_all, $OUT_DIR/videos_top50 (train.yaml's
 # PROPOSALS.EVAL_DIR). Usage: sh scripts/extract/extract_coco_trainval.sh [dmm.proposals.extract options]
+set -eu
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
 WEIGHTS=${WEIGHTS:-experiments/pretrained/e2e_mask_rcnn_X-101-32x8d-FPN_1x.pkl}

@@ -7,6 +7,7 @@
 # 800/1333. Every detection is kept, in the file's order.
 # Writes $OUT_DIR/predictions.pth and $OUT_DIR/videos_all (eval_testdev.yaml's / online.yaml's
 # PROPOSALS.EVAL_DIR). Usage: sh scripts/extract/extract_online_valid.sh [dmm.proposals.extract options]
+set -eu
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
 WEIGHTS=${WEIGHTS:-experiments/propnet/online_ytb/model_0225000.pth}

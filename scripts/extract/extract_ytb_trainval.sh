@@ -9,6 +9,7 @@
 # 2019 evaluator read the raw predictions.pth (NMS then keeps 50).
 # Writes $OUT_DIR/predictions.pth and $OUT_DIR/videos_all (eval.yaml's PROPOSALS.EVAL_DIR).
 # Usage: sh scripts/extract/extract_ytb_trainval.sh [dmm.proposals.extract options]
+set -eu
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
 WEIGHTS=${WEIGHTS:-experiments/propnet/join_ytb_bin/model_0172500.pth}

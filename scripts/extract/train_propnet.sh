@@ -6,6 +6,7 @@
 # recorded. maskrcnn-benchmark nets train through torchvision's losses (docs/faithfulness.md lists
 # the differences); checkpoints keep maskrcnn-benchmark's key names.
 # Resumes from the newest checkpoint in OUT. Usage: sh scripts/extract/train_propnet.sh [options]
+set -eu
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
 INIT=${INIT:-experiments/pretrained/e2e_mask_rcnn_X-101-32x8d-FPN_1x.pkl}  # or none, or any proposal-net file

@@ -4,6 +4,7 @@
 # join_ytb_bin checkpoint (or your train_propnet.sh result: INIT=.../model_final.pth).
 # Resumes from the newest checkpoint in OUT.
 # Usage: sh scripts/extract/train_propnet_online.sh [extra dmm.proposals.train_propnet options]
+set -eu
 DATA_ROOT=${DATA_ROOT:-datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-data/splits/youtubevos}
 INIT=${INIT:-experiments/propnet/join_ytb_bin/model_0172500.pth}

@@ -27,7 +27,8 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 DATA_ROOT=${DATA_ROOT:-$REPO/datasets/youtubeVOS}
 SPLIT_DIR=${SPLIT_DIR:-$REPO/data/splits/youtubevos}
 SEEN_CATEGORIES=${SEEN_CATEGORIES:-}   # e.g. $REPO/data/splits/youtubevos/train3k_meta.json
-PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+# The interpreter: DMM_PYTHON (as every script), else PYTHON (its older name here), else .venv's.
+PYTHON=${DMM_PYTHON:-${PYTHON:-$REPO/.venv/bin/python}}
 SPLITS="train trainval test271 train_all valid train_testdev_ot"
 
 fail() { echo "error: $*" >&2; exit 2; }
@@ -100,8 +101,8 @@ SPLIT_META=${SPLIT_META:-$meta}
 if [ -n "$SEEN_CATEGORIES" ] && [ ! -f "$SEEN_CATEGORIES" ]; then
   fail "seen categories file $SEEN_CATEGORIES does not exist"
 fi
-if [ ! -x "$PYTHON" ]; then
-  bash "$REPO/scripts/setup_env.sh"
+if [ -z "${DMM_PYTHON:-}" ] && [ ! -x "$PYTHON" ]; then
+  sh "$REPO/scripts/setup_env.sh"
 fi
 
 echo "split $SPLIT: ground truth $GT_DIR, meta $SPLIT_META"

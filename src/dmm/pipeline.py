@@ -4,18 +4,22 @@
 
 1. generate the synthetic dataset (YouTube-VOS layout) unless it is there;
 2. write synthetic proposals for its train and valid splits unless they are there;
-3. train DMM-Net with ``src/dmm/config/yaml/synthetic.yaml`` (a rerun resumes the run in OUTPUT_DIR);
+3. train DMM-Net with ``src/dmm/config/yaml/synthetic.yaml`` (a rerun resumes the run in
+   OUTPUT_DIR; a run made with another config is refused, naming the key that differs);
 4. segment the valid videos with DMM-Net and with two baselines (first-frame copy, and
    tracking by proposal IoU with Hungarian assignment);
 5. score the three against the valid ground truth and print one table;
 6. write overlay GIFs for a few videos and a per-video J&F chart.
 
 Every step skips work already done, so an interrupted run continues where it stopped.
+``--tiny`` (a seconds-long smoke run) keeps to folders of its own (``*synthetic_tiny``), so it
+never meets the real run's dataset, proposals or checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -30,7 +34,7 @@ from tabulate import tabulate  # noqa: E402
 
 from .checkpointing import Checkpointer  # noqa: E402
 from .cli import add_overrides, command_parser, run  # noqa: E402
-from .config import load_config, save_config  # noqa: E402
+from .config import flatten_config, load_config, save_config  # noqa: E402
 from .data import build_reader  # noqa: E402
 from .data.synthetic import SyntheticConfig, generate  # noqa: E402
 from .engine.baselines import build_baseline  # noqa: E402
@@ -38,7 +42,7 @@ from .engine.distributed import init_distributed  # noqa: E402
 from .engine.results import checkpoint_producer, provenance, segment_videos  # noqa: E402
 from .engine.proposal_source import ProposalSource  # noqa: E402
 from .engine.tracker import DMMTracker  # noqa: E402
-from .engine.trainer import Trainer  # noqa: E402
+from .engine.trainer import RESUMABLE, Trainer  # noqa: E402
 from .engine.validation import ground_truth_dir, make_validator  # noqa: E402
 from .engine.visualize import write_overlay_animation  # noqa: E402
 from .errors import InputError  # noqa: E402
@@ -52,10 +56,13 @@ METHODS = {"dmmnet": "DMM-Net (trained here)", "copy_first": "first-frame mask c
            "iou_hungarian": "proposal IoU + Hungarian"}
 KEYS = ("J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay", "JF_mean")
 
-# A run small enough for a test: tiny videos, a handful of iterations.
+# A run small enough for a test: tiny videos, a handful of iterations, in folders of its own.
 TINY = SyntheticConfig(num_train=6, num_valid=2, num_frames=6, height=64, width=112, seed=0, max_targets=3)
 TINY_OPTS = ["DATA.INPUT_H", "64", "DATA.INPUT_W", "112", "SOLVER.EPOCHS", "1", "SOLVER.BATCH_SIZE", "2",
-             "SOLVER.MAX_ITERS", "2", "DATA.NUM_WORKERS", "0", "VAL.ENABLED", "False"]
+             "SOLVER.MAX_ITERS", "2", "DATA.NUM_WORKERS", "0", "VAL.ENABLED", "False",
+             "DATA.ROOT", "datasets/synthetic_tiny", "OUTPUT_DIR", "experiments/dmmnet/synthetic_tiny",
+             "PROPOSALS.TRAIN_DIR", "experiments/proposals/synthetic_tiny/train",
+             "PROPOSALS.EVAL_DIR", "experiments/proposals/synthetic_tiny/valid"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -78,6 +85,28 @@ def synthetic_config(args: argparse.Namespace) -> SyntheticConfig:
         num_frames=args.frames or base.num_frames,
         height=base.height, width=base.width, seed=base.seed, max_targets=base.max_targets,
     )
+
+
+def check_same_run(cfg, syn: SyntheticConfig) -> None:
+    """Refuse to continue a dataset or run made with another config: the synthetic dataset in
+    ``DATA.ROOT`` must have been drawn with ``syn``, and a run in ``OUTPUT_DIR`` must have been
+    made with ``cfg`` (but for the keys a resumed run may change); the first difference is named."""
+    record = Path(cfg.DATA.ROOT) / "synthetic_record.json"
+    if record.is_file():
+        drawn = json.loads(record.read_text()).get("config", {})
+        for key, value in syn.__dict__.items():
+            if drawn.get(key) != value:
+                raise InputError(f"DATA.ROOT {cfg.DATA.ROOT} holds a synthetic dataset drawn with {key} "
+                                 f"{drawn.get(key)!r}, this run wants {value!r} ({record}): point DATA.ROOT at "
+                                 f"a new folder, or remove that dataset")
+    saved = Path(cfg.OUTPUT_DIR) / "config.yaml"
+    if saved.is_file():
+        ran, wanted = flatten_config(load_config(saved)), flatten_config(cfg)
+        for key, value in wanted.items():
+            if key not in RESUMABLE and ran.get(key) != value:
+                raise InputError(f"OUTPUT_DIR {cfg.OUTPUT_DIR} holds a run made with {key} {ran.get(key)!r}, this "
+                                 f"run's config has {value!r} ({saved}): point OUTPUT_DIR at a new folder, "
+                                 f"or remove that run")
 
 
 def ensure_data(cfg, syn: SyntheticConfig) -> None:
@@ -130,7 +159,9 @@ def main(argv=None) -> int:
     opts = (TINY_OPTS if args.tiny else []) + list(args.opts)
     cfg = load_config(args.config, opts)
     tic = time.perf_counter()
-    ensure_data(cfg, synthetic_config(args))
+    syn = synthetic_config(args)
+    check_same_run(cfg, syn)
+    ensure_data(cfg, syn)
 
     info = init_distributed(cfg.DEVICE)
     out_dir = Path(cfg.OUTPUT_DIR)

@@ -25,11 +25,9 @@ class Evil:
         return (os.system, (f"touch {sys.argv[1]}.pwned",))
 
 
-def main():
-    out, n, seed, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    if kind == "evil":
-        torch.save([Evil()], out)
-        return
+def boxlist_class() -> type:
+    """``maskrcnn_benchmark.structures.bounding_box.BoxList`` from a throwaway package put on
+    sys.path, so that pickles name exactly that class (call once per process)."""
     pkg = Path(tempfile.mkdtemp()) / "maskrcnn_benchmark"
     (pkg / "structures").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -38,6 +36,15 @@ def main():
     sys.path.insert(0, str(pkg.parent))
     from maskrcnn_benchmark.structures.bounding_box import BoxList
 
+    return BoxList
+
+
+def main():
+    out, n, seed, kind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    if kind == "evil":
+        torch.save([Evil()], out)
+        return
+    BoxList = boxlist_class()
     g = torch.Generator().manual_seed(seed)
     items = []
     for i in range(n):

@@ -30,7 +30,7 @@ def run(script: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedP
     full_env.update(DRY_RUN="1", CUDA_VISIBLE_DEVICES="", **env)  # the same on a machine with GPUs
     return subprocess.run(
         [SH, str(REPO / script), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-        timeout=60,
+        timeout=300,
     )
 
 
@@ -40,6 +40,13 @@ def make_split(folder: Path, meta: Path | None = None) -> None:
     meta = meta or folder / "meta.json"
     meta.parent.mkdir(parents=True, exist_ok=True)
     meta.write_text(json.dumps({"videos": {"v1": {"objects": {}}}}))
+
+
+def make_proposals(folder: Path) -> Path:
+    """A proposal folder with the file of make_split's video (never read: the runs are dry)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "v1.pth").write_bytes(b"")
+    return folder
 
 
 def make_checkpoint(folder: Path) -> Path:
@@ -75,7 +82,7 @@ def train_data(tmp_path: Path) -> dict[str, Path]:
     make_split(root / "train", splits / "val200_meta.json")
     props = {"train": tmp_path / "props_train", "eval": tmp_path / "props_eval"}
     for p in props.values():
-        p.mkdir()
+        make_proposals(p)
     return {"root": root, "splits": splits, **{f"props_{k}": v for k, v in props.items()}}
 
 
@@ -99,12 +106,12 @@ def test_train_checks_split_meta_and_proposals(train_data, tmp_path: Path):
     proc = run(SCRIPTS[0], tmp_path, *split_args, **_train_env(d))
     assert_failed(proc, f"train proposals not found: {d['props_train']}")
     # with validation off, the eval proposals are not needed; the train ones still are
-    d["props_train"].mkdir()
+    make_proposals(d["props_train"])
     shutil.rmtree(d["props_eval"])
     proc = run(SCRIPTS[0], tmp_path, *split_args, "VAL.ENABLED", "False", **_train_env(d))
     assert proc.returncode == 0, proc.stderr
 
-    proc = run(SCRIPTS[0], tmp_path, *split_args, "--resume", str(tmp_path / "no_ckpt"),
+    proc = run(SCRIPTS[0], tmp_path, "--resume", str(tmp_path / "no_ckpt"), *split_args,
                "VAL.ENABLED", "False", **_train_env(d))
     assert_failed(proc, f"run or checkpoint to resume (--resume) not found: {tmp_path / 'no_ckpt'}")
 
@@ -188,6 +195,9 @@ def test_online_checks_data_and_init(tmp_path: Path):
     make_split(root / "train_testdev_ot")
     assert_failed(run(SCRIPTS[1], tmp_path, **env), f"online-training proposals not found: {props}")
     props.mkdir()
+    assert_failed(run(SCRIPTS[1], tmp_path, **env), f"online-training proposals {props} hold no <video>.pth for "
+                                                    "video v1 (1 of 1 videos) of the split")
+    make_proposals(props)
     assert_failed(run(SCRIPTS[1], tmp_path, **env), f"initial checkpoint (INIT_CKPT / --init) not found: {tmp_path / 'init'}")
     (tmp_path / "init").mkdir()
     assert_failed(run(SCRIPTS[1], tmp_path, **env), "holds no trainer.pt")
@@ -203,8 +213,7 @@ def test_online_checks_data_and_init(tmp_path: Path):
 def test_eval_r50_checks_every_checkpoint_first(tmp_path: Path):
     root, splits = tmp_path / "ytb", tmp_path / "splits"
     make_split(root / "train", splits / "val200_meta.json")
-    props = tmp_path / "props"
-    props.mkdir()
+    props = make_proposals(tmp_path / "props")
     match = make_checkpoint(tmp_path / "m/epo13_iter01640")
     env = {"DATA_ROOT": str(root), "EVAL_PROPOSALS": str(props), "CKPT_MATCHLOSS": str(match),
            "CKPT_NOMATCH": str(tmp_path / "n/epo08_iter01640"), "OUT_ROOT": str(tmp_path / "out")}
@@ -238,13 +247,14 @@ def test_eval_testdev(tmp_path: Path):
     env = {"DATA_ROOT": str(root), "EVAL_PROPOSALS": str(props), "CHECKPOINT": str(tmp_path / "ckpt"),
            "OUT": str(tmp_path / "res")}
     assert_failed(run(SCRIPTS[3], tmp_path, **env), f"evaluation (valid) proposals not found: {props}")
-    props.mkdir()
+    make_proposals(props)
     assert_failed(run(SCRIPTS[3], tmp_path, **env), f"checkpoint (TEST.CHECKPOINT / CHECKPOINT) not found: {tmp_path / 'ckpt'}")
     make_checkpoint(tmp_path / "ckpt")
     proc = run(SCRIPTS[3], tmp_path, "--videos", "2", **env)
     assert proc.returncode == 0, proc.stderr
-    assert (f"-m dmm.test --config eval_testdev --split valid --out {tmp_path / 'res/merged'} "
-            f"--checkpoint {tmp_path / 'ckpt'} --videos 2 DATA.ROOT {root}") in proc.stdout
+    assert (f"-m dmm.test --config eval_testdev --checkpoint {tmp_path / 'ckpt'} --split valid "
+            f"--out {tmp_path / 'res/merged'} --videos 2 DATA.ROOT {root}") in proc.stdout
+    assert f"[eval] checkpoint {tmp_path / 'ckpt'}: CHECKPOINT" in proc.stdout
     assert f"sh scripts/submit.sh {tmp_path / 'res/merged'}\n" in proc.stdout
 
 
@@ -253,22 +263,37 @@ def test_eval_testdev_takes_the_released_epo101_when_the_evaluated_checkpoint_is
     README lays the download out as online_ytb/epo101: the script takes that one when alone."""
     root = tmp_path / "ytb"
     make_split(root / "valid")
-    (tmp_path / "props").mkdir()
+    make_proposals(tmp_path / "props")
     config = tmp_path / "testdev.yaml"
     config.write_text(f"DATA:\n  EVAL_SPLIT: valid\nMODEL:\n  BACKBONE: resnet101\n  PRETRAINED: none\n"
                       f"TEST:\n  CHECKPOINT: {tmp_path / 'online_ytb/epo90_iter00088'}\n")
+    online = tmp_path / "online.yaml"
+    online.write_text(f"OUTPUT_DIR: {tmp_path / 'online_run'}\nSOLVER:\n  KEEP_EPOCHS: [88]\n")
     env = {"DATA_ROOT": str(root), "EVAL_PROPOSALS": str(tmp_path / "props"), "CONFIG": str(config),
-           "OUT": str(tmp_path / "res")}
+           "OUT": str(tmp_path / "res"), "ONLINE_CONFIG": str(online)}
     assert_failed(run(SCRIPTS[3], tmp_path, **env),
                   f"checkpoint (TEST.CHECKPOINT / CHECKPOINT) not found: {tmp_path / 'online_ytb/epo90_iter00088'}")
     released = make_checkpoint(tmp_path / "online_ytb/epo101")
     proc = run(SCRIPTS[3], tmp_path, **env)
     assert proc.returncode == 0, proc.stderr
-    assert f"using the 2019 README layout's {released}" in proc.stdout
-    assert f"--out {tmp_path / 'res/merged'} --checkpoint {released} DATA.ROOT {root}" in proc.stdout
-    make_checkpoint(tmp_path / "online_ytb/epo90_iter00088")  # when present, the one 2019 evaluated
+    assert f"[eval] checkpoint {released}: the released model: no online run in {tmp_path / 'online_run'}" in proc.stdout
+    assert f"--checkpoint {released} --split valid --out {tmp_path / 'res/merged'} DATA.ROOT {root}" in proc.stdout
+    evaluated = make_checkpoint(tmp_path / "online_ytb/epo90_iter00088")  # when present, the one 2019 evaluated
     proc = run(SCRIPTS[3], tmp_path, **env)
-    assert proc.returncode == 0 and "--checkpoint" not in proc.stdout.split("+ ")[-1], proc.stdout
+    assert proc.returncode == 0 and f"--checkpoint {evaluated} --split" in proc.stdout, proc.stdout
+
+    # the online run's own, once scripts/train/train_online.sh wrote one: its epoch-88 checkpoint, else its newest
+    for name in ("epo87_iter00088", "epo88_iter00089", "epo88_iter00178", "epo89_iter00179"):
+        make_checkpoint(tmp_path / "online_run" / name)
+    proc = run(SCRIPTS[3], tmp_path, **{**env, "OUT": ""})
+    own = tmp_path / "online_run/epo88_iter00178"
+    assert f"[eval] checkpoint {own}: the online run's own" in proc.stdout and "epoch-88" in proc.stdout
+    assert f"--checkpoint {own} --split valid --out {tmp_path / 'online_run/eval/epo88_iter00178/valid/merged'}" in proc.stdout
+    shutil.rmtree(own.parent / "epo88_iter00089")
+    shutil.rmtree(own)
+    proc = run(SCRIPTS[3], tmp_path, **env)
+    assert f"[eval] checkpoint {tmp_path / 'online_run/epo89_iter00179'}: the online run's own" in proc.stdout
+    assert "its newest checkpoint (none of epoch 88)" in proc.stdout
 
 
 def test_train_r101_starts_from_the_rvos_model(train_data, tmp_path: Path):
@@ -290,8 +315,7 @@ def test_train_r101_starts_from_the_rvos_model(train_data, tmp_path: Path):
 def test_eval_r50_files_your_own_checkpoint_under_its_run(tmp_path: Path):
     root, splits = tmp_path / "ytb", tmp_path / "splits"
     make_split(root / "train", splits / "val200_meta.json")
-    props = tmp_path / "props"
-    props.mkdir()
+    props = make_proposals(tmp_path / "props")
     env = {"DATA_ROOT": str(root), "EVAL_PROPOSALS": str(props), "OUT_ROOT": str(tmp_path / "out")}
     args = ("DATA.SPLIT_DIR", str(splits))
     mine = make_checkpoint(tmp_path / "runs/mine/epo05_iter00100")

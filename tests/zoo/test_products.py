@@ -99,12 +99,12 @@ def test_the_one_epoch_resnet101_model_is_placed_by_hand_and_needs_its_optimizer
     assert "split train_testdev_ot" in error_line(capsys)
     assert zoo(root, "fetch", "ytb_r101_epo01", data=data) == 2
     line = error_line(capsys)
-    assert "sharepoint.com" in line and f"put it at {root}/experiments/dmmnet/ytb_r101_train_epo01/epo01" in line
+    assert "sharepoint.com" in line and f"put it at {root}/experiments/dmmnet/ytb_train_x101/epo01_iter01640" in line
     assert "python -m dmm.zoo check ytb_r101_epo01" in line
 
     cfg = load_config("online", ["MODEL.PRETRAINED", "none"])
     model = DMMNet.from_config(cfg)
-    target = root / "experiments/dmmnet/ytb_r101_train_epo01/epo01"
+    target = root / "experiments/dmmnet/ytb_train_x101/epo01_iter01640"
     save_checkpoint(target, model, {}, cfg, 1, 1641)
     assert zoo(root, "check", "ytb_r101_epo01", data=data) == 2
     assert "holds no optimizer state" in capsys.readouterr().out

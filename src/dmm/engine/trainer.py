@@ -48,6 +48,8 @@ RESUMABLE = ("SOLVER.EPOCHS", "SOLVER.MAX_ITERS", "SOLVER.LOG_PERIOD", "SOLVER.C
              "DEVICE", "OUTPUT_DIR")
 RUN_FILES = ("metrics.jsonl", "log.txt", "loss_curves.png", CONFIG_FILE)
 RUN_FOLDERS = ("tensorboard",)
+#: results made from the run's checkpoints (dmm.test, validation): a run's, but kept by --overwrite
+RESULT_FOLDERS = ("eval", "val")
 
 
 class TrainingError(RuntimeError):
@@ -104,6 +106,24 @@ def holds_a_run(out_dir: Path) -> bool:
         p.is_dir() and parse_name(p.name) for p in out_dir.glob("epo*_iter*"))
 
 
+def is_run_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint folder a run of this project wrote: ``epoXX_iterXXXXX``
+    holding ``config.yaml`` and at most ``trainer.pt`` besides (a released one has no config)."""
+    return (path.is_dir() and parse_name(path.name) is not None and (path / CONFIG_FILE).is_file()
+            and {p.name for p in path.iterdir()} <= {TRAINER_FILE, CONFIG_FILE})
+
+
+def foreign_entries(out_dir: Path) -> list[Path]:
+    """The entries of ``out_dir`` that no training run of this project wrote (a released checkpoint,
+    any other file), sorted; a run never writes into a folder holding any."""
+    if not out_dir.is_dir():
+        return []
+    own = {*RUN_FILES, *RUN_FOLDERS, *RESULT_FOLDERS}
+    return sorted(p for p in out_dir.iterdir()
+                  if p.name not in own and not is_run_checkpoint(p)
+                  and not (p.name.startswith(".") and p.name.endswith(".tmp")))  # interrupted writes
+
+
 def resume_target(path: str | Path) -> tuple[Path, Path | None]:
     """(run folder, a specific checkpoint folder or None for the newest) of a ``--resume`` argument."""
     path = Path(path)
@@ -139,6 +159,11 @@ class Trainer:
             cfg = _with_output_dir(cfg, run_dir)
         self.cfg = cfg
         self.out_dir = Path(cfg.OUTPUT_DIR)
+        foreign = foreign_entries(self.out_dir)
+        if foreign:
+            raise InputError(f"OUTPUT_DIR {self.out_dir} holds {foreign[0]} ({len(foreign)} entries in all) that no "
+                             f"training run of this project wrote (a released checkpoint?): a run neither writes "
+                             f"into such a folder nor removes what it did not write; choose another OUTPUT_DIR")
         if not resume and holds_a_run(self.out_dir):
             if not overwrite:
                 raise InputError(f"OUTPUT_DIR {self.out_dir} already holds a training run: continue it with "

@@ -115,7 +115,7 @@ RELEASES: tuple[Release, ...] = (
             (_dmmnet("online_ytb", "online_ytb/epo101", "eval_testdev",
                      "DMM-Net ResNet-101, online-trained on the valid first frames (G 0.579)"),)),
     Release("ytb_r101_epo01", "", (), "experiments/dmmnet",
-            (_dmmnet("ytb_r101_epo01", "ytb_r101_train_epo01/epo01", "online",
+            (_dmmnet("ytb_r101_epo01", "ytb_train_x101/epo01_iter01640", "online",
                      "DMM-Net ResNet-101 after 1 epoch on train3k, with its optimizer states (start of "
                      "online training)", optimizers=True),),
             page=f"{_ONEDRIVE}/:u:/g/personal/xzengaf_connect_ust_hk/"
