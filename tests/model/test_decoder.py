@@ -2,8 +2,9 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from dmm.model.decoder import Decoder, mask_pyramid, pyramid_sizes
+from dmm.model.decoder import Decoder, add_mask_gates, mask_pyramid, pyramid_sizes
 
 
 def make_inputs(b=2, o=3, h=64, w=96, seed=0):
@@ -93,14 +94,36 @@ def test_pyramid_sizes_are_the_mask_pyramid_shapes():
         assert pyramid_sizes(h, w, 4) == [tuple(p.shape[-2:]) for p in pooled]
 
 
-def test_split_weights_cover_the_gate_weight_in_checkpoint_order():
+def test_split_weights_cover_the_gate_weight_in_checkpoint_order_cell_input_rows_doubled():
     for cell in Decoder().clstm_list:
         parts = cell.split_weights()
         c, h = cell.carry_channels, cell.hidden_size
         spatial = parts.carry_spatial[:, c:]
         carry = [parts.carry] if c else []
         whole = torch.cat(carry + [parts.skip, parts.mask, spatial, parts.temporal], 1)
-        assert torch.equal(whole, cell.Gates.weight) and spatial.shape[1] == h
+        assert spatial.shape[1] == h
+        assert torch.equal(whole[:3 * h], cell.Gates.weight[:3 * h]) and torch.equal(parts.bias[:3 * h], cell.Gates.bias[:3 * h])
+        assert torch.equal(whole[3 * h:], 2 * cell.Gates.weight[3 * h:]) and torch.equal(parts.bias[3 * h:], 2 * cell.Gates.bias[3 * h:])
+
+
+def test_add_mask_gates_equals_base_plus_a_one_channel_convolution():
+    base = torch.randn(2, 20, 13, 22).contiguous(memory_format=torch.channels_last)
+    masks = torch.rand(3, 2, 1, 13, 22)
+    weight = torch.randn(20, 1, 3, 3)
+    taps = F.unfold(masks.flatten(0, 1), 3, padding=1).view(3, 2, 9, 13 * 22)
+    got = add_mask_gates(base, taps, weight)
+    want = base + F.conv2d(masks.flatten(0, 1), weight, padding=1).view(3, 2, 20, 13, 22)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_mask_pyramid_equals_repeated_two_by_two_ceil_pooling():
+    for h, w in [(1, 1), (2, 3), (5, 7), (65, 97), (255, 448)]:
+        masks = torch.rand(2, 1, h, w)
+        x, want = F.max_pool2d(masks, 2, ceil_mode=True), []
+        for _ in range(4):
+            x = F.max_pool2d(x, 2, ceil_mode=True)
+            want.append(x)
+        assert all(torch.equal(a, b) for a, b in zip(mask_pyramid(masks, 4), want[::-1]))
 
 
 def test_shared_path_gradients_equal_the_2019_layout_with_memory_and_partial_runs():
