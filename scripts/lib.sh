@@ -75,10 +75,8 @@ dmm_require_exists() {
 # the flag --overwrite) and KEY VALUE overrides, so the checks see exactly what the run will see.
 dmm_read_config() {
   _dmm_vars=$("$PY" - "$@" <<'EOF'
-import json, shlex, sys
+import json, os, shlex, sys
 from pathlib import Path
-
-import torch
 
 from dmm.config import load_config
 from dmm.data.splits import resolve_split
@@ -112,7 +110,14 @@ def uncovered(meta, proposals):
 arg_split = getattr(ns, "split", None) or ""
 eval_split = arg_split or cfg.DATA.EVAL_SPLIT
 out = getattr(ns, "out", None)
-values = {"DATA_ROOT": cfg.DATA.ROOT, "DEVICE": cfg.DEVICE, "CUDA_GPUS": torch.cuda.device_count(),
+def cuda_gpus():
+    """torch's count; torch (seconds to import) is not needed when CUDA_VISIBLE_DEVICES hides every GPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return 0
+    import torch
+    return torch.cuda.device_count()
+
+values = {"DATA_ROOT": cfg.DATA.ROOT, "DEVICE": cfg.DEVICE, "CUDA_GPUS": cuda_gpus(),
           "EVAL_SPLIT": eval_split, "ARG_SPLIT": arg_split, "OUTPUT_DIR": cfg.OUTPUT_DIR,
           "VAL_ENABLED": "1" if cfg.VAL.ENABLED else "0",
           "TRAIN_PROPOSALS": cfg.PROPOSALS.TRAIN_DIR, "EVAL_PROPOSALS": cfg.PROPOSALS.EVAL_DIR,
@@ -138,7 +143,7 @@ dmm_newest_checkpoint() {
 import sys
 from pathlib import Path
 
-from dmm.checkpointing import parse_name
+from dmm.checkpoint_names import parse_name
 
 path = Path(sys.argv[1])
 holds = lambda p: (p / "trainer.pt").is_file() or ((p / "encoder.pt").is_file() and (p / "decoder.pt").is_file())
@@ -284,7 +289,7 @@ dmm_testdev_choice() {
 import shlex, sys
 from pathlib import Path
 
-from dmm.checkpointing import parse_name
+from dmm.checkpoint_names import parse_name
 from dmm.config import load_config
 from dmm.test import parse_args
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +105,14 @@ def test_the_metrics_protocols_import_neither_each_other_nor_more_than_the_leaf(
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_module_imports(name):
     importlib.import_module(name)
+
+
+def test_the_modules_the_shell_scripts_checks_read_load_without_torch():
+    """``scripts/lib.sh`` reads the config, the entry points' options, the split paths and run
+    folders before it launches anything, several times per script: without torch (seconds to
+    import) a dry run's checks take a fraction of a second."""
+    code = ("import sys; import dmm.train, dmm.test, dmm.data.splits, dmm.checkpoint_names, dmm.config; "
+            "print([m for m in ('torch', 'torchvision', 'numpy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "[]"

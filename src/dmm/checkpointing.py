@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoint_names import checkpoint_name, parse_name
 from .errors import DMMError, InputError, MissingInputError
 from .io import atomic_dir, load_torch, save_torch
 
@@ -40,18 +41,7 @@ log = logging.getLogger("dmm.checkpointing")
 TRAINER_FILE = PAYLOAD = "trainer.pt"
 CONFIG_FILE = "config.yaml"
 FORMAT = "dmm-checkpoint-1"
-_NAME = re.compile(r"^epo(\d+)_iter(\d+)$")
 _TEMP = re.compile(r"^\..*\.tmp$")
-
-def checkpoint_name(epoch: int, iteration: int) -> str:
-    """``epoXX_iterXXXXX``: written during epoch ``epoch`` (0-based) after ``iteration`` steps in all."""
-    return f"epo{epoch:02d}_iter{iteration:05d}"
-
-
-def parse_name(name: str) -> tuple[int, int] | None:
-    """(epoch, iteration) of a checkpoint folder name, or None."""
-    match = _NAME.match(name)
-    return (int(match.group(1)), int(match.group(2))) if match else None
 
 
 def state_is_finite(state: Mapping[str, torch.Tensor]) -> bool:

@@ -18,12 +18,6 @@ import sys
 from pathlib import Path
 
 from .cli import add_overrides, command_parser, run
-from .data import build_reader
-from .engine.build import inference_config, inference_model
-from .engine.distributed import barrier, cleanup, init_distributed
-from .engine.results import checkpoint_producer, provenance, segment_videos
-from .engine.proposal_source import ProposalSource
-from .engine.tracker import DMMTracker
 from .errors import ConfigError
 
 
@@ -54,6 +48,15 @@ def default_output(cfg, split: str) -> Path:
 
 
 def main(argv=None) -> int:
+    # torch and the engine are imported here, not with the module: the scripts' checks read the
+    # options through parse_args without paying for them.
+    from .data import build_reader
+    from .engine.build import inference_config, inference_model
+    from .engine.distributed import barrier, cleanup, init_distributed
+    from .engine.results import checkpoint_producer, provenance, segment_videos
+    from .engine.proposal_source import ProposalSource
+    from .engine.tracker import DMMTracker
+
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     checkpoint = args.checkpoint

@@ -12,9 +12,6 @@ import sys
 
 from .cli import add_overrides, command_parser, run
 from .config import load_config, package_configs
-from .engine.distributed import cleanup, init_distributed
-from .engine.trainer import Trainer, TrainingError
-from .engine.validation import make_validator
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,6 +28,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    # torch and the engine are imported here, not with the module: the scripts' checks read the
+    # options through parse_args without paying for them.
+    from .engine.distributed import cleanup, init_distributed
+    from .engine.trainer import Trainer, TrainingError
+    from .engine.validation import make_validator
+
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     cfg = load_config(args.config, args.opts)

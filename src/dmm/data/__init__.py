@@ -5,12 +5,21 @@ Imports nothing of the other stages.
 
 from __future__ import annotations
 
+import importlib
+
 from ..config.keys import check_choice
-from .davis import DAVIS
 from .errors import DatasetError
 from .splits import SplitPaths, frame_index, resolve_split
-from ..structures import ObjectInfo, VideoInfo
-from .youtubevos import YouTubeVOS
+
+# The readers (and the structures they return) import torch; they load on first use, so that
+# the split helpers stay light (the shell scripts' checks import them).
+_LAZY = {"DAVIS": ".davis", "YouTubeVOS": ".youtubevos", "ObjectInfo": "..structures", "VideoInfo": "..structures"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_reader(cfg_data, split: str):
@@ -19,6 +28,9 @@ def build_reader(cfg_data, split: str):
     ``DATA.DATASET`` "youtubevos" (also the synthetic set) or "davis"; ``DATA.LMDB`` (non-empty)
     reads frames from that cache.
     """
+    from .davis import DAVIS
+    from .youtubevos import YouTubeVOS
+
     lmdb_path = cfg_data.LMDB or None
     if check_choice("DATA.DATASET", cfg_data.DATASET) == "davis":
         return DAVIS(cfg_data.ROOT, split, lmdb_path=lmdb_path)
