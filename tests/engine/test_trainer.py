@@ -194,7 +194,7 @@ def test_two_process_gloo_ddp_run(synthetic_root, synthetic_proposals, tmp_path)
         "gathered = [torch.zeros_like(flat) for _ in range(2)]\n"
         "dist.all_gather(gathered, flat)\n"
         "assert torch.equal(gathered[0], gathered[1]), 'ranks disagree'\n"
-        "print('RANK', info.rank, 'OK', trainer.iteration)\n"
+        "sys.stdout.write(f'RANK {info.rank} OK {trainer.iteration}\\n')  # one write: the ranks share a pipe\n"
         "dist.destroy_process_group()\n"
     )
     opts = ["DATA.ROOT", str(synthetic_root), "PROPOSALS.TRAIN_DIR", str(synthetic_proposals / "train"),
