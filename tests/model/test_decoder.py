@@ -102,8 +102,9 @@ def test_split_weights_cover_the_gate_weight_in_checkpoint_order_cell_input_rows
         carry = [parts.carry] if c else []
         whole = torch.cat(carry + [parts.skip, parts.mask, spatial, parts.temporal], 1)
         assert spatial.shape[1] == h
-        assert torch.equal(whole[:3 * h], cell.Gates.weight[:3 * h]) and torch.equal(parts.bias[:3 * h], cell.Gates.bias[:3 * h])
-        assert torch.equal(whole[3 * h:], 2 * cell.Gates.weight[3 * h:]) and torch.equal(parts.bias[3 * h:], 2 * cell.Gates.bias[3 * h:])
+        weight, bias = cell.Gates.weight, cell.Gates.bias
+        assert torch.equal(whole[:3 * h], weight[:3 * h]) and torch.equal(parts.bias[:3 * h], bias[:3 * h])
+        assert torch.equal(whole[3 * h:], 2 * weight[3 * h:]) and torch.equal(parts.bias[3 * h:], 2 * bias[3 * h:])
 
 
 def test_add_mask_gates_equals_base_plus_a_one_channel_convolution():

@@ -295,7 +295,8 @@ class Decoder(nn.Module):
         """The shared path's frame-wide parts, and a function ``(j, level, carry, spatial_h) ->
         (3, B, 4C, h, w)`` giving the three runs' gates of the ``j``-th computed slot.
 
-        pooled: per level (N * 3 * B, 1, h, w), slot-major (unfolded once per frame); memory: (B, O, C, h, w) per level or None.
+        pooled: per level (N * 3 * B, 1, h, w), slot-major (unfolded once per frame); memory:
+        (B, O, C, h, w) per level or None.
         """
         n = len(slots)
         weights = [cell.split_weights() for cell in self.clstm_list]
